@@ -1,0 +1,1 @@
+//! The actor layer of ractor-resilience (work in progress).
