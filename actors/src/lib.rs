@@ -1,1 +1,33 @@
-//! The actor layer of ractor-resilience (work in progress).
+//! Actor-based resilience for [ractor]: breaker actors, retry supervisors, timeout actors and
+//! supervised agents, built on the pure policies of [`ractor_resilience_core`] (re-exported as
+//! [`core`]).
+//!
+//! The layers point one way: the **core** decides (breaker state machine, backoff with jitter,
+//! retry budgets, adaptive timeouts; no clock, no I/O), this crate's **actors** own one core
+//! machine each and feed it time and outcomes, and the **agent system** (the runnable example)
+//! wires them into a supervised pool.
+//!
+//! Today this crate provides:
+//! - [`config`]: TOML configuration files → validated core settings, with every mistake
+//!   reported by file, line, column and key, environment overrides, and named agents;
+//! - [`error`]: the errors of those boundaries.
+//!
+//! ```
+//! use ractor_resilience::config::ResolvedConfig;
+//!
+//! let config = ResolvedConfig::from_toml_str("[breakers.llm]\nmax_failures = 5\n", "app.toml")?;
+//! assert_eq!(config.breakers["llm"].max_failures(), Some(5));
+//! # Ok::<(), ractor_resilience::error::ConfigErrors>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+
+pub mod config;
+pub mod error;
+
+pub use ractor_resilience_core as core;

@@ -1,0 +1,181 @@
+//! `[agents.NAME]`: a pool of supervised workers and the named policies that protect it.
+
+use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
+
+use serde::Deserialize;
+
+use super::source::{EntryError, FieldError};
+
+/// Workers per agent pool when `workers` is not set (this project's choice: enough to overlap
+/// slow LLM calls on a small machine).
+pub const DEFAULT_WORKERS: usize = 4;
+/// Admission bound when `max_pending` is not set (this project's choice).
+pub const DEFAULT_MAX_PENDING: usize = 1000;
+
+/// One `[agents.NAME]` section: which named policies protect the agent's calls, and how big its
+/// pool is.
+///
+/// The names are checked against the file's sections when it is loaded, so in a
+/// [`ResolvedConfig`](super::ResolvedConfig) they always resolve (see
+/// [`ResolvedConfig::policies`](super::ResolvedConfig::policies)).
+///
+/// ```
+/// use ractor_resilience::config::ResolvedConfig;
+///
+/// let text = r#"
+/// [breakers.llm]
+/// [retry_policies.llm]
+/// [timeouts.llm]
+/// [agents.llm_worker]
+/// breaker = "llm"
+/// retry = "llm"
+/// timeout = "llm"
+/// workers = 8
+/// "#;
+/// let config = ResolvedConfig::from_toml_str(text, "app.toml").unwrap();
+/// let agent = &config.agents["llm_worker"];
+/// assert_eq!(agent.breaker, "llm");
+/// assert_eq!(agent.budget, None);
+/// assert_eq!(agent.workers.get(), 8);
+/// assert_eq!(agent.max_pending.get(), 1000);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// The `[breakers.NAME]` the agent's calls go through.
+    pub breaker: String,
+    /// The `[retry_policies.NAME]` that retries its failed calls.
+    pub retry: String,
+    /// The `[timeouts.NAME]` that bounds each attempt.
+    pub timeout: String,
+    /// The `[budgets.NAME]` that caps its retries, if any.
+    pub budget: Option<String>,
+    /// How many workers the agent's pool runs (default [`DEFAULT_WORKERS`]).
+    pub workers: NonZeroUsize,
+    /// Admission bound: calls queued plus in flight beyond which new calls are rejected
+    /// (default [`DEFAULT_MAX_PENDING`]); at least `workers`.
+    pub max_pending: NonZeroUsize,
+}
+
+/// The section names present in the file (valid or not), for reference checks.
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    pub(crate) breakers: BTreeSet<String>,
+    pub(crate) retry_policies: BTreeSet<String>,
+    pub(crate) timeouts: BTreeSet<String>,
+    pub(crate) budgets: BTreeSet<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAgent {
+    breaker: Option<String>,
+    retry: Option<String>,
+    timeout: Option<String>,
+    budget: Option<String>,
+    workers: Option<usize>,
+    max_pending: Option<usize>,
+}
+
+impl RawAgent {
+    /// Checks every reference and count, reporting all the mistakes of the agent at once.
+    pub(crate) fn resolve(self, known: &Known) -> Result<AgentConfig, EntryError> {
+        let mut errors = Vec::new();
+        let mut check = |r: Result<String, FieldError>| r.map_err(|e| errors.push(e)).ok();
+        let breaker = check(reference(
+            ("breaker", "breaker"),
+            "breakers",
+            self.breaker,
+            &known.breakers,
+        ));
+        let retry = check(reference(
+            ("retry", "retry policy"),
+            "retry_policies",
+            self.retry,
+            &known.retry_policies,
+        ));
+        let timeout = check(reference(
+            ("timeout", "timeout"),
+            "timeouts",
+            self.timeout,
+            &known.timeouts,
+        ));
+        let budget = match self.budget {
+            None => Some(None),
+            some => check(reference(
+                ("budget", "budget"),
+                "budgets",
+                some,
+                &known.budgets,
+            ))
+            .map(Some),
+        };
+        let workers = NonZeroUsize::new(self.workers.unwrap_or(DEFAULT_WORKERS));
+        if workers.is_none() {
+            errors.push(FieldError::new("workers", "must be at least 1"));
+        }
+        let max_pending = self.max_pending.unwrap_or(DEFAULT_MAX_PENDING);
+        let max_pending =
+            NonZeroUsize::new(max_pending).filter(|m| workers.is_none_or(|w| *m >= w));
+        if max_pending.is_none() {
+            let workers = workers.map_or(0, NonZeroUsize::get);
+            errors.push(FieldError::new(
+                "max_pending",
+                format!(
+                    "must be at least workers ({workers}) so every worker can be busy, got {}",
+                    self.max_pending.unwrap_or(DEFAULT_MAX_PENDING)
+                ),
+            ));
+        }
+        match (breaker, retry, timeout, budget, workers, max_pending) {
+            (
+                Some(breaker),
+                Some(retry),
+                Some(timeout),
+                Some(budget),
+                Some(workers),
+                Some(max_pending),
+            ) if errors.is_empty() => Ok(AgentConfig {
+                breaker,
+                retry,
+                timeout,
+                budget,
+                workers,
+                max_pending,
+            }),
+            _ => Err(EntryError::Field(errors)),
+        }
+    }
+}
+
+/// Checks that `value` (the agent's `key`, naming a `noun`) names one of `known` (the sections
+/// of `[section.NAME]`).
+fn reference(
+    (key, noun): (&str, &str),
+    section: &str,
+    value: Option<String>,
+    known: &BTreeSet<String>,
+) -> Result<String, FieldError> {
+    let names = || {
+        if known.is_empty() {
+            format!("the file has no [{section}.NAME] sections")
+        } else {
+            let list: Vec<&str> = known.iter().map(String::as_str).collect();
+            format!("known: {}", list.join(", "))
+        }
+    };
+    match value {
+        None => Err(FieldError::new(
+            key,
+            format!(
+                "is required: name one of the [{section}.NAME] sections ({})",
+                names()
+            ),
+        )),
+        Some(name) if known.contains(&name) => Ok(name),
+        Some(name) => Err(FieldError::new(
+            key,
+            format!("unknown {noun} {name:?}; {}", names()),
+        )),
+    }
+}

@@ -1,0 +1,86 @@
+//! The command line. The subcommand names and flags are a contract that outside checks use
+//! (DESIGN §7).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Supervised LLM agents behind circuit breakers, retries and timeouts.
+#[derive(Debug, Parser)]
+#[command(name = "agent-system", version, about)]
+pub struct Cli {
+    /// What to do; without a subcommand, `run` with its defaults.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the agent system against the simulated provider.
+    Run(RunArgs),
+    /// Validate a configuration file and print the resolved configuration, or every mistake.
+    ///
+    /// RESILIENCE__* environment variables override single values, as they do for `run`.
+    /// Exits with status 2 if the file has mistakes.
+    CheckConfig {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
+}
+
+/// The flags of `run`.
+#[derive(Debug, Default, Args)]
+pub struct RunArgs {
+    /// Configuration file (default: the embedded config/development.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// How long to drive the workload, e.g. "30s", "5m".
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Where to serve /metrics and /health, e.g. 127.0.0.1:9000.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Write the final report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "agent-system",
+            "run",
+            "--config",
+            "c.toml",
+            "--duration",
+            "90s",
+            "--metrics-addr",
+            "127.0.0.1:9000",
+            "--report-json",
+            "r.json",
+        ])
+        .unwrap();
+        let Some(Command::Run(args)) = cli.command else {
+            panic!("expected run")
+        };
+        assert_eq!(args.duration, Some(Duration::from_secs(90)));
+        assert_eq!(args.metrics_addr, Some("127.0.0.1:9000".parse().unwrap()));
+    }
+}
