@@ -27,7 +27,15 @@
     rust_2018_idioms
 )]
 
+pub mod agent;
+pub mod breaker;
+pub mod budget;
+mod clock;
 pub mod config;
 pub mod error;
+pub mod metrics;
+pub mod reply;
+pub mod task;
+pub mod timeout;
 
 pub use ractor_resilience_core as core;

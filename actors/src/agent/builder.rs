@@ -1,0 +1,289 @@
+//! [`AgentBuilder`]: spawns a supervised agent with its stack (timeout → retry → breaker), from
+//! code or from a configuration file.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+use ractor::{Actor, ActorCell};
+use ractor_resilience_core::backoff::RetryPolicy;
+use ractor_resilience_core::breaker::BreakerSettings;
+
+use super::handle::{AgentHandle, Pool, Shared};
+use super::supervisor::{RetryHook, SupervisionSettings, SupervisorActor, SupervisorArgs};
+use super::worker::AgentFactory;
+use super::{Agent, AttemptError};
+use crate::breaker::{BreakerActor, BreakerHandle, BreakerOptions};
+use crate::budget::SharedBudget;
+use crate::config::ResolvedConfig;
+use crate::metrics::AgentMetrics;
+use crate::timeout::{TimeoutActor, TimeoutHandle, TimeoutHooks, TimeoutPolicy};
+
+/// Why an agent could not be spawned.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// ractor refused to spawn an actor.
+    #[error("cannot spawn `{what}`: {source}")]
+    Spawn {
+        /// Which actor.
+        what: String,
+        /// ractor's reason.
+        #[source]
+        source: ractor::SpawnErr,
+    },
+    /// The configuration has no agent of that name.
+    #[error("no agent named `{0}` in the configuration")]
+    UnknownAgent(String),
+}
+
+/// Builds a supervised agent.
+///
+/// # Default
+/// 1 worker, 1000 pending tasks at most, a breaker with the seed's defaults
+/// ([`BreakerSettings::default`]), the seed's retry policy ([`RetryPolicy::default`]), a fixed
+/// 30 s timeout, no retry budget, default [`SupervisionSettings`].
+///
+/// ```
+/// use ractor_resilience::agent::{Agent, AgentBuilder};
+/// use ractor_resilience::task::TaskContext;
+///
+/// struct Double;
+/// impl Agent for Double {
+///     type Task = u64;
+///     type Output = u64;
+///     type Error = std::io::Error;
+///     async fn handle(&self, n: u64, _ctx: TaskContext) -> Result<u64, std::io::Error> {
+///         Ok(2 * n)
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let agent = AgentBuilder::new("double", || Double).workers(2).spawn().await.unwrap();
+/// assert_eq!(agent.call(21).await.unwrap(), 42);
+/// agent.stop();
+/// # });
+/// ```
+pub struct AgentBuilder<A: Agent> {
+    name: Arc<str>,
+    make: AgentFactory<A>,
+    workers: usize,
+    max_pending: usize,
+    breaker: Option<BreakerHandle>,
+    breaker_settings: (Arc<str>, BreakerSettings),
+    retry: (Arc<str>, RetryPolicy),
+    timeout: Option<TimeoutHandle>,
+    timeout_policy: (Arc<str>, TimeoutPolicy),
+    budget: Option<SharedBudget>,
+    supervision: SupervisionSettings,
+    on_retry: Option<RetryHook<A::Error>>,
+    seed: u64,
+}
+
+impl<A: Agent> std::fmt::Debug for AgentBuilder<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentBuilder")
+            .field("name", &self.name)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Agent> AgentBuilder<A> {
+    /// An agent called `name` whose workers are made by `make` (called again after a restart).
+    pub fn new(name: impl Into<Arc<str>>, make: impl Fn() -> A + Send + Sync + 'static) -> Self {
+        let name = name.into();
+        AgentBuilder {
+            make: Arc::new(make),
+            workers: 1,
+            max_pending: 1000,
+            breaker: None,
+            breaker_settings: (name.clone(), BreakerSettings::default()),
+            retry: (name.clone(), RetryPolicy::default()),
+            timeout: None,
+            timeout_policy: (
+                name.clone(),
+                TimeoutPolicy::Fixed(std::time::Duration::from_secs(30)),
+            ),
+            budget: None,
+            supervision: SupervisionSettings::default(),
+            on_retry: None,
+            seed: 0x5eed,
+            name,
+        }
+    }
+
+    /// Pool size: how many tasks run at once.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// Admission bound (queued + in flight); beyond it callers get `Overloaded` at once.
+    pub fn max_pending(mut self, n: usize) -> Self {
+        self.max_pending = n.max(1);
+        self
+    }
+
+    /// A breaker of its own, named `name` (a metrics label).
+    pub fn breaker_settings(
+        mut self,
+        name: impl Into<Arc<str>>,
+        settings: BreakerSettings,
+    ) -> Self {
+        self.breaker_settings = (name.into(), settings);
+        self
+    }
+
+    /// An existing breaker, shared with other agents.
+    pub fn breaker(mut self, breaker: BreakerHandle) -> Self {
+        self.breaker = Some(breaker);
+        self
+    }
+
+    /// The retry policy, named `name` (a metrics label).
+    pub fn retry_policy(mut self, name: impl Into<Arc<str>>, policy: RetryPolicy) -> Self {
+        self.retry = (name.into(), policy);
+        self
+    }
+
+    /// A timeout actor of its own, named `name`.
+    pub fn timeout_policy(mut self, name: impl Into<Arc<str>>, policy: TimeoutPolicy) -> Self {
+        self.timeout_policy = (name.into(), policy);
+        self
+    }
+
+    /// An existing timeout actor, shared with other agents.
+    pub fn timeout(mut self, timeout: TimeoutHandle) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// A retry budget (shareable: clone one [`SharedBudget`] into several agents).
+    pub fn budget(mut self, budget: SharedBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Worker restart policy.
+    pub fn supervision(mut self, settings: SupervisionSettings) -> Self {
+        self.supervision = settings;
+        self
+    }
+
+    /// `on_retry(attempt, error, delay)`, called before each retry is scheduled.
+    pub fn on_retry(
+        mut self,
+        hook: impl Fn(u32, &AttemptError<A::Error>, std::time::Duration) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_retry = Some(Arc::new(hook));
+        self
+    }
+
+    /// Seeds the jitter of retries and restarts (deterministic simulations).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Takes breaker, retry policy, timeout, budget, pool size and admission bound from the
+    /// configuration's agent `agent`.
+    pub fn from_config(
+        config: &ResolvedConfig,
+        agent: &str,
+        make: impl Fn() -> A + Send + Sync + 'static,
+    ) -> Result<Self, SpawnError> {
+        let spec = config
+            .agents
+            .get(agent)
+            .ok_or_else(|| SpawnError::UnknownAgent(agent.to_owned()))?;
+        let mut builder = AgentBuilder::new(agent, make)
+            .workers(spec.workers.get())
+            .max_pending(spec.max_pending.get())
+            .breaker_settings(
+                spec.breaker.as_str(),
+                config.breakers[&spec.breaker].clone(),
+            )
+            .retry_policy(
+                spec.retry.as_str(),
+                config.retry_policies[&spec.retry].clone(),
+            )
+            .timeout_policy(
+                spec.timeout.as_str(),
+                TimeoutPolicy::from(&config.timeouts[&spec.timeout]),
+            );
+        if let Some(budget) = &spec.budget {
+            builder = builder.budget(SharedBudget::new(config.budgets[budget]));
+        }
+        Ok(builder)
+    }
+
+    /// Spawns the breaker and timeout actors (unless shared ones were given), the supervisor and
+    /// its workers.
+    pub async fn spawn(self) -> Result<AgentHandle<A>, SpawnError> {
+        self.spawn_inner(None).await
+    }
+
+    /// Like [`spawn`](Self::spawn), with the supervisor linked to `parent` (which is told when
+    /// the supervisor escalates).
+    pub async fn spawn_linked(self, parent: ActorCell) -> Result<AgentHandle<A>, SpawnError> {
+        self.spawn_inner(Some(parent)).await
+    }
+
+    async fn spawn_inner(self, parent: Option<ActorCell>) -> Result<AgentHandle<A>, SpawnError> {
+        let spawn_err = |what: &str| {
+            let what = what.to_owned();
+            move |source| SpawnError::Spawn { what, source }
+        };
+        let breaker = match self.breaker {
+            Some(b) => b,
+            None => {
+                let (name, settings) = self.breaker_settings;
+                let options = BreakerOptions {
+                    seed: self.seed,
+                    ..BreakerOptions::default()
+                };
+                BreakerActor::spawn(name, settings, options)
+                    .await
+                    .map_err(spawn_err("breaker"))?
+            }
+        };
+        let timeout = match self.timeout {
+            Some(t) => t,
+            None => {
+                let (name, policy) = self.timeout_policy;
+                TimeoutActor::spawn(&name, policy, TimeoutHooks::default())
+                    .await
+                    .map_err(spawn_err("timeout"))?
+            }
+        };
+        let (policy_name, retry) = self.retry;
+        let shared = Arc::new(Shared {
+            metrics: AgentMetrics::new(&self.name, &policy_name),
+            name: self.name.clone(),
+            pool: Pool::new(self.workers),
+            breaker,
+            timeout,
+            retry,
+            budget: self.budget,
+            on_retry: self.on_retry,
+            max_pending: self.max_pending,
+            inflight: Arc::new(AtomicUsize::new(0)),
+            closed: AtomicBool::new(false),
+        });
+        let args = SupervisorArgs {
+            shared: shared.clone(),
+            make: self.make,
+            workers: self.workers,
+            settings: self.supervision,
+            seed: self.seed,
+        };
+        let name = Some(format!("agent:{}", self.name));
+        let (supervisor, _) = match parent {
+            Some(parent) => {
+                Actor::spawn_linked(name, SupervisorActor::<A>::new(), args, parent).await
+            }
+            None => Actor::spawn(name, SupervisorActor::<A>::new(), args).await,
+        }
+        .map_err(spawn_err("supervisor"))?;
+        Ok(AgentHandle { shared, supervisor })
+    }
+}

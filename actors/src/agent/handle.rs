@@ -1,0 +1,515 @@
+//! [`AgentHandle`]: submit tasks with `call` (await the outcome) or `cast` (outcome to a reply
+//! target). The happy path of `call` runs entirely in the caller's future.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use ractor::ActorRef;
+use ractor_resilience_core::backoff::RetryPolicy;
+use ractor_resilience_core::breaker::{CallOutcome, Permit, Rejected};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::error::{AttemptError, CallError};
+use super::supervisor::{Origin, RetryHook, RetryRequest, SupervisorMsg};
+use super::worker::WorkerMsg;
+use super::{Agent, Outcome};
+use crate::breaker::BreakerHandle;
+use crate::budget::SharedBudget;
+use crate::clock;
+use crate::metrics::{AgentMetrics, RetryOutcome, TaskOutcome, TimeoutOutcome};
+use crate::reply::ReplyTo;
+use crate::task::{CancellationToken, TaskContext, TaskEnvelope, TaskId};
+use crate::timeout::{TimeoutHandle, race_in_caller};
+
+/// Per-call options.
+///
+/// ```
+/// use std::time::Duration;
+/// use ractor_resilience::agent::CallOptions;
+///
+/// let opts = CallOptions::default().with_deadline(Duration::from_secs(5)).with_operation("summarise");
+/// assert_eq!(opts.deadline, Some(Duration::from_secs(5)));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// The whole task's deadline, from submission (all attempts and backoff included).
+    pub deadline: Option<Duration>,
+    /// The operation name, for per-operation timeouts (a configured name, never task data).
+    pub operation: Option<Arc<str>>,
+    /// The caller's cancellation signal.
+    pub cancel: Option<CancellationToken>,
+    /// The task id to use (e.g. from an upstream envelope); a fresh one otherwise.
+    pub id: Option<TaskId>,
+    /// An upstream layer retries this task: make exactly one attempt here.
+    pub retried_upstream: bool,
+}
+
+impl CallOptions {
+    /// Sets the deadline.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+    /// Sets the operation name.
+    pub fn with_operation(mut self, operation: impl Into<Arc<str>>) -> Self {
+        self.operation = Some(operation.into());
+        self
+    }
+    /// Sets the cancellation signal.
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+    /// Options taken from an incoming envelope: same id, remaining deadline, and the
+    /// "retry at one layer" flag.
+    pub fn from_envelope<T>(envelope: &TaskEnvelope<T>) -> Self {
+        CallOptions {
+            deadline: envelope.deadline_in,
+            operation: None,
+            cancel: None,
+            id: Some(envelope.id),
+            retried_upstream: envelope.retried_upstream,
+        }
+    }
+}
+
+/// The workers, shared by the handle (which picks one per attempt) and the supervisor (which
+/// replaces crashed ones).
+pub(crate) struct Pool<A: Agent> {
+    pub(crate) slots: RwLock<Vec<Option<ActorRef<WorkerMsg<A>>>>>,
+    next: AtomicUsize,
+}
+
+impl<A: Agent> Pool<A> {
+    pub(crate) fn new(size: usize) -> Self {
+        Pool {
+            slots: RwLock::new(vec![None; size]),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Round robin over the live workers.
+    pub(crate) fn pick(&self) -> Option<ActorRef<WorkerMsg<A>>> {
+        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+        let n = slots.len();
+        for _ in 0..n {
+            let i = self.next.fetch_add(1, Ordering::Relaxed) % n;
+            if let Some(worker) = &slots[i] {
+                return Some(worker.clone());
+            }
+        }
+        None
+    }
+}
+
+/// Everything the handle and the supervisor share about one agent.
+pub(crate) struct Shared<A: Agent> {
+    pub(crate) name: Arc<str>,
+    pub(crate) pool: Pool<A>,
+    pub(crate) breaker: BreakerHandle,
+    pub(crate) timeout: TimeoutHandle,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) budget: Option<SharedBudget>,
+    pub(crate) on_retry: Option<RetryHook<A::Error>>,
+    pub(crate) max_pending: usize,
+    pub(crate) inflight: Arc<AtomicUsize>,
+    pub(crate) metrics: AgentMetrics,
+    /// Set once the supervisor has stopped: new tasks are refused at once.
+    pub(crate) closed: AtomicBool,
+}
+
+/// One admitted task: releases its admission slot when dropped, wherever it ends.
+pub(crate) struct Admitted {
+    inflight: Arc<AtomicUsize>,
+    metrics: AgentMetrics,
+    pub(crate) submitted: Instant,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let n = self.inflight.fetch_sub(1, Ordering::AcqRel) - 1;
+        self.metrics.inflight(n);
+    }
+}
+
+impl<A: Agent> Shared<A> {
+    fn admit(&self) -> Result<Admitted, CallError<A::Error>> {
+        if self.closed.load(Ordering::Acquire) {
+            self.metrics.task(TaskOutcome::Rejected, Duration::ZERO);
+            return Err(CallError::Unavailable);
+        }
+        let n = self.inflight.fetch_add(1, Ordering::AcqRel);
+        if n >= self.max_pending {
+            self.inflight.fetch_sub(1, Ordering::AcqRel);
+            self.metrics.task(TaskOutcome::Rejected, Duration::ZERO);
+            return Err(CallError::Overloaded {
+                max_pending: self.max_pending,
+            });
+        }
+        self.metrics.inflight(n + 1);
+        if let Some(budget) = &self.budget {
+            budget.deposit();
+        }
+        Ok(Admitted {
+            inflight: self.inflight.clone(),
+            metrics: self.metrics.clone(),
+            submitted: Instant::now(),
+        })
+    }
+
+    pub(crate) fn max_attempts(&self, retried_upstream: bool) -> u32 {
+        if retried_upstream {
+            1
+        } else {
+            self.retry.max_attempts()
+        }
+    }
+
+    /// Records the end of one attempt with the breaker and the timeout actor.
+    pub(crate) fn record_attempt(
+        &self,
+        permit: Permit,
+        result: &Result<A::Output, AttemptError<A::Error>>,
+        operation: Option<&str>,
+        took: Duration,
+    ) {
+        let (breaker, timeout) = match result {
+            Ok(_) => (CallOutcome::Success, TimeoutOutcome::Success),
+            Err(AttemptError::Agent(e)) => (A::classify(e).breaker, TimeoutOutcome::Failure),
+            Err(AttemptError::TimedOut { .. }) => (CallOutcome::Failure, TimeoutOutcome::Timeout),
+            Err(AttemptError::WorkerLost) => (CallOutcome::Failure, TimeoutOutcome::Failure),
+            Err(AttemptError::NoWorker) => (CallOutcome::Ignored, TimeoutOutcome::Failure),
+        };
+        self.breaker.record(permit, breaker, took);
+        if !matches!(result, Err(AttemptError::NoWorker)) {
+            self.timeout.record(operation, took, timeout);
+        }
+    }
+
+    pub(crate) fn rejected(&self, r: Rejected) -> CallError<A::Error> {
+        let now = clock::now();
+        CallError::Rejected {
+            breaker: self.breaker.name().into(),
+            state: r.state,
+            retry_after: r.retry_after.map(|at| at.saturating_duration_since(now)),
+        }
+    }
+
+    /// Counts a task's final outcome (exactly once per task: see the callers).
+    pub(crate) fn finish(&self, admitted: &Admitted, attempts: u32, result: &Outcome<A>) {
+        let outcome = match result {
+            Ok(_) => TaskOutcome::Succeeded,
+            Err(e) => e.outcome(),
+        };
+        self.metrics.task(outcome, admitted.submitted.elapsed());
+        let retried = attempts > 1;
+        match (result, retried) {
+            (Ok(_), false) => self.metrics.retry(RetryOutcome::SuccessWithoutRetry),
+            (Ok(_), true) => self.metrics.retry(RetryOutcome::SuccessWithRetry),
+            (Err(CallError::Failed { .. } | CallError::TimedOut { .. }), false) => {
+                self.metrics.retry(RetryOutcome::FailedWithoutRetry)
+            }
+            (Err(CallError::Failed { .. } | CallError::TimedOut { .. }), true) => {
+                self.metrics.retry(RetryOutcome::FailedWithRetry)
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether a failed attempt may be handed to the supervisor for another one.
+    pub(crate) fn may_retry(
+        &self,
+        error: &AttemptError<A::Error>,
+        attempt: u32,
+        retried_upstream: bool,
+    ) -> bool {
+        let retryable = match error {
+            AttemptError::Agent(e) => A::classify(e).retry,
+            AttemptError::WorkerLost | AttemptError::NoWorker | AttemptError::TimedOut { .. } => {
+                true
+            }
+        };
+        retryable && attempt < self.max_attempts(retried_upstream)
+    }
+
+    /// The final error for a failed last attempt.
+    pub(crate) fn final_error(error: AttemptError<A::Error>, attempts: u32) -> CallError<A::Error> {
+        match error {
+            AttemptError::TimedOut { after } => CallError::TimedOut { after, attempts },
+            source => CallError::Failed { attempts, source },
+        }
+    }
+
+    /// The timeout of the next attempt: the policy's, capped by what is left of the deadline.
+    pub(crate) fn attempt_timeout(
+        &self,
+        operation: Option<&str>,
+        deadline: Option<Instant>,
+    ) -> Duration {
+        let t = self.timeout.timeout_for(operation);
+        match deadline {
+            Some(d) => t.min(d.saturating_duration_since(Instant::now())),
+            None => t,
+        }
+    }
+}
+
+/// A running supervised agent. Cheap to clone; every clone talks to the same agent.
+pub struct AgentHandle<A: Agent> {
+    pub(crate) shared: Arc<Shared<A>>,
+    pub(crate) supervisor: ActorRef<SupervisorMsg<A>>,
+}
+
+impl<A: Agent> Clone for AgentHandle<A> {
+    fn clone(&self) -> Self {
+        AgentHandle {
+            shared: self.shared.clone(),
+            supervisor: self.supervisor.clone(),
+        }
+    }
+}
+
+impl<A: Agent> std::fmt::Debug for AgentHandle<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentHandle")
+            .field("name", &self.shared.name)
+            .field("inflight", &self.inflight())
+            .finish()
+    }
+}
+
+impl<A: Agent> AgentHandle<A> {
+    /// The agent's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Tasks admitted and not yet answered.
+    pub fn inflight(&self) -> usize {
+        self.shared.inflight.load(Ordering::Acquire)
+    }
+
+    /// The breaker guarding this agent.
+    pub fn breaker(&self) -> &BreakerHandle {
+        &self.shared.breaker
+    }
+
+    /// The timeout actor of this agent.
+    pub fn timeout(&self) -> &TimeoutHandle {
+        &self.shared.timeout
+    }
+
+    /// The supervisor actor (link to it, or stop it).
+    pub fn supervisor(&self) -> &ActorRef<SupervisorMsg<A>> {
+        &self.supervisor
+    }
+
+    /// Runs `task` and waits for its outcome.
+    pub async fn call(&self, task: A::Task) -> Outcome<A> {
+        self.call_with(task, CallOptions::default()).await
+    }
+
+    /// Runs `task` with options and waits for its outcome.
+    pub async fn call_with(&self, task: A::Task, opts: CallOptions) -> Outcome<A> {
+        let admitted = self.shared.admit()?;
+        let id = opts.id.unwrap_or_else(TaskId::next);
+        let cancel = opts.cancel.clone().unwrap_or_default();
+        let deadline = opts.deadline.map(|d| admitted.submitted + d);
+        let span = tracing::info_span!(
+            "task",
+            agent = %self.shared.name,
+            task = %id,
+            attempts = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let (attempts, result) = self
+            .first_attempt(task, id, &cancel, deadline, &opts, &admitted)
+            .instrument(span.clone())
+            .await;
+        self.shared.finish(&admitted, attempts, &result);
+        span.record("attempts", attempts);
+        span.record("outcome", outcome_label(&result));
+        result
+    }
+
+    async fn first_attempt(
+        &self,
+        task: A::Task,
+        id: TaskId,
+        cancel: &CancellationToken,
+        deadline: Option<Instant>,
+        opts: &CallOptions,
+        admitted: &Admitted,
+    ) -> (u32, Outcome<A>) {
+        let shared = &self.shared;
+        if cancel.is_cancelled() {
+            return (0, Err(CallError::Cancelled));
+        }
+        // 1. admit
+        let permit = match shared.breaker.try_acquire_local() {
+            Some(decision) => decision,
+            None => shared.breaker.acquire().await,
+        };
+        let permit = match permit {
+            Ok(p) => p,
+            Err(r) => return (0, Err(shared.rejected(r))),
+        };
+        // 2. send, racing the reply against the deadline in this future
+        let operation = opts.operation.as_deref();
+        let after = shared.attempt_timeout(operation, deadline);
+        let attempt_cancel = cancel.child_token();
+        let ctx = TaskContext {
+            id,
+            attempt: 1,
+            deadline: Some(Instant::now() + after),
+            cancel: attempt_cancel.clone(),
+            retries_here: shared.max_attempts(opts.retried_upstream) > 1,
+        };
+        shared.metrics.attempt();
+        let started = Instant::now();
+        let attempt_span = tracing::debug_span!("attempt", task = %id, attempt = 1u32, outcome = tracing::field::Empty);
+        let result = match shared.pool.pick() {
+            None => Err(AttemptError::NoWorker),
+            Some(worker) => {
+                let (reply, rx) = ReplyTo::port();
+                if worker
+                    .send_message(WorkerMsg::Run {
+                        task: task.clone(),
+                        ctx,
+                        reply,
+                    })
+                    .is_err()
+                {
+                    Err(AttemptError::WorkerLost)
+                } else {
+                    tokio::select! {
+                        biased;
+                        raced = race_in_caller(after, &attempt_cancel, rx) => match raced {
+                            Ok(Ok(Ok(output))) => Ok(output),
+                            Ok(Ok(Err(e))) => Err(AttemptError::Agent(e)),
+                            Ok(Err(_closed)) => Err(AttemptError::WorkerLost),
+                            Err(_elapsed) => Err(AttemptError::TimedOut { after }),
+                        },
+                        () = cancel.cancelled() => {
+                            attempt_cancel.cancel();
+                            shared.breaker.record(permit, CallOutcome::Ignored, started.elapsed());
+                            return (1, Err(CallError::Cancelled));
+                        }
+                    }
+                }
+            }
+        };
+        // 3. record
+        attempt_span.record("outcome", attempt_label(&result));
+        shared.record_attempt(permit, &result, operation, started.elapsed());
+        // 4. failure path
+        let error = match result {
+            Ok(output) => return (1, Ok(output)),
+            Err(e) => e,
+        };
+        if !shared.may_retry(&error, 1, opts.retried_upstream) {
+            return (1, Err(Shared::<A>::final_error(error, 1)));
+        }
+        let (reply, rx) = ReplyTo::port();
+        let request = RetryRequest {
+            task,
+            id,
+            attempt: 1,
+            error,
+            deadline,
+            cancel: cancel.clone(),
+            operation: opts.operation.clone(),
+            retried_upstream: opts.retried_upstream,
+            origin: Origin::Call(reply),
+            admitted: None,
+        };
+        if self
+            .supervisor
+            .send_message(SupervisorMsg::Retry(Box::new(request)))
+            .is_err()
+        {
+            return (1, Err(CallError::Unavailable));
+        }
+        let _ = admitted;
+        let mut rx = rx;
+        tokio::select! {
+            biased;
+            answer = &mut rx => match answer {
+                Ok(answer) => answer,
+                Err(_) => (1, Err(CallError::Unavailable)),
+            },
+            () = cancel.cancelled() => {
+                // Close first: an answer sent before this point is taken, none after it counts.
+                rx.close();
+                match rx.try_recv() {
+                    Ok(answer) => answer,
+                    Err(_) => (1, Err(CallError::Cancelled)),
+                }
+            }
+        }
+    }
+
+    /// Submits `task` without waiting; the outcome goes to `reply` (if given). The supervisor
+    /// drives every attempt, racing each against the timeout in its timer queue.
+    ///
+    /// Returns the task's id, or `Overloaded` / `Unavailable` at once.
+    pub fn cast(
+        &self,
+        task: A::Task,
+        opts: CallOptions,
+        reply: Option<ReplyTo<Outcome<A>>>,
+    ) -> Result<TaskId, CallError<A::Error>> {
+        let admitted = self.shared.admit()?;
+        let id = opts.id.unwrap_or_else(TaskId::next);
+        let request = RetryRequest {
+            task,
+            id,
+            attempt: 0,
+            error: AttemptError::NoWorker,
+            deadline: opts.deadline.map(|d| admitted.submitted + d),
+            cancel: opts.cancel.unwrap_or_default(),
+            operation: opts.operation,
+            retried_upstream: opts.retried_upstream,
+            origin: Origin::Cast(reply),
+            admitted: Some(admitted),
+        };
+        if self
+            .supervisor
+            .send_message(SupervisorMsg::Retry(Box::new(request)))
+            .is_err()
+        {
+            // The request (and its admission) came back undelivered and is dropped here.
+            self.shared
+                .metrics
+                .task(TaskOutcome::Rejected, Duration::ZERO);
+            return Err(CallError::Unavailable);
+        }
+        Ok(id)
+    }
+
+    /// Stops the agent: its supervisor and workers. Pending tasks end `Cancelled`.
+    pub fn stop(&self) {
+        self.supervisor.stop(Some("stopped by its handle".into()));
+    }
+}
+
+/// The `outcome` field of a task span.
+pub(crate) fn outcome_label<O, E>(result: &Result<O, CallError<E>>) -> &'static str {
+    match result {
+        Ok(_) => TaskOutcome::Succeeded.as_str(),
+        Err(e) => e.outcome().as_str(),
+    }
+}
+
+/// The `outcome` field of an attempt span.
+pub(crate) fn attempt_label<O, E>(result: &Result<O, AttemptError<E>>) -> &'static str {
+    match result {
+        Ok(_) => "success",
+        Err(AttemptError::Agent(_)) => "error",
+        Err(AttemptError::WorkerLost) => "worker_lost",
+        Err(AttemptError::NoWorker) => "no_worker",
+        Err(AttemptError::TimedOut { .. }) => "timed_out",
+    }
+}

@@ -1,0 +1,100 @@
+//! [`BreakerOptions`]: how a breaker actor runs (the policy itself is the core's
+//! [`BreakerSettings`](ractor_resilience_core::breaker::BreakerSettings)).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor_resilience_core::breaker::BreakerState;
+
+/// Called with `(from, to)` on every transition, inside the breaker actor: keep it short and
+/// never panic in it (a panic fails the actor).
+pub type StateChangeHook = Arc<dyn Fn(BreakerState, BreakerState) + Send + Sync>;
+
+/// How a breaker actor runs.
+///
+/// # Default
+/// `seed = 0`, no hook, an outcome queue of [`DEFAULT_QUEUE_CAPACITY`](Self::DEFAULT_QUEUE_CAPACITY)
+/// records, drained every [`DEFAULT_DRAIN_INTERVAL`](Self::DEFAULT_DRAIN_INTERVAL) while
+/// outcomes arrive (and at once on a failure).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use ractor_resilience::breaker::BreakerOptions;
+///
+/// let options = BreakerOptions::new()
+///     .with_seed(7)
+///     .with_queue_capacity(64)
+///     .with_on_state_change(Arc::new(|from, to| eprintln!("{from} -> {to}")));
+/// assert_eq!(options.queue_capacity, 64);
+/// assert_eq!(options.drain_interval, Duration::from_millis(1));
+/// ```
+#[derive(Clone)]
+pub struct BreakerOptions {
+    /// Seeds the open-duration jitter (give each breaker its own).
+    pub seed: u64,
+    /// Called on every transition.
+    pub on_state_change: Option<StateChangeHook>,
+    /// Outcomes the lock-free queue holds before `record` falls back to a message (at least 1).
+    pub queue_capacity: usize,
+    /// How long after the first queued outcome the queue is drained (failures drain at once).
+    pub drain_interval: Duration,
+}
+
+impl BreakerOptions {
+    /// The default queue capacity: a millisecond of outcomes at 1 M calls/s.
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+    /// The default batching tick.
+    pub const DEFAULT_DRAIN_INTERVAL: Duration = Duration::from_millis(1);
+
+    /// The defaults.
+    pub const fn new() -> Self {
+        BreakerOptions {
+            seed: 0,
+            on_state_change: None,
+            queue_capacity: Self::DEFAULT_QUEUE_CAPACITY,
+            drain_interval: Self::DEFAULT_DRAIN_INTERVAL,
+        }
+    }
+
+    /// Sets the jitter seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Sets the transition hook.
+    pub fn with_on_state_change(mut self, hook: StateChangeHook) -> Self {
+        self.on_state_change = Some(hook);
+        self
+    }
+
+    /// Sets the outcome queue's capacity (0 is taken as 1).
+    pub fn with_queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// Sets the batching tick.
+    pub fn with_drain_interval(mut self, interval: Duration) -> Self {
+        self.drain_interval = interval;
+        self
+    }
+}
+
+impl Default for BreakerOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for BreakerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BreakerOptions")
+            .field("seed", &self.seed)
+            .field("on_state_change", &self.on_state_change.is_some())
+            .field("queue_capacity", &self.queue_capacity)
+            .field("drain_interval", &self.drain_interval)
+            .finish()
+    }
+}

@@ -1,0 +1,341 @@
+//! Every metric this crate records: names, units, help texts and label keys in one place
+//! (DESIGN.md §5). Call sites use the typed helpers here, never a string literal.
+//!
+//! Label values come only from configuration names (validated at load to `[a-z0-9_-]{1,64}`) and
+//! fixed enums, never from task data, so the number of series is bounded by the configuration.
+
+use std::sync::Arc;
+
+use metrics::{
+    Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
+};
+use ractor_resilience_core::breaker::BreakerState;
+
+/// `resilience_circuit_breaker_state{breaker, state}`: 1 for the current state, 0 for the others.
+pub const BREAKER_STATE: &str = "resilience_circuit_breaker_state";
+/// `resilience_circuit_breaker_calls_total{breaker, outcome}`.
+pub const BREAKER_CALLS: &str = "resilience_circuit_breaker_calls_total";
+/// `resilience_circuit_breaker_transitions_total{breaker, from, to}`.
+pub const BREAKER_TRANSITIONS: &str = "resilience_circuit_breaker_transitions_total";
+/// `resilience_retry_calls_total{policy, outcome}`.
+pub const RETRY_CALLS: &str = "resilience_retry_calls_total";
+/// `resilience_retry_attempts_total{policy}`: every attempt, first ones included.
+pub const RETRY_ATTEMPTS: &str = "resilience_retry_attempts_total";
+/// `resilience_timeout_calls_total{timeout, outcome}`.
+pub const TIMEOUT_CALLS: &str = "resilience_timeout_calls_total";
+/// `resilience_timeout_current_seconds{timeout}`: the deadline currently applied.
+pub const TIMEOUT_CURRENT: &str = "resilience_timeout_current_seconds";
+/// `resilience_slow_operations_total{timeout}`.
+pub const SLOW_OPERATIONS: &str = "resilience_slow_operations_total";
+/// `resilience_timeout_late_replies_total{timeout}`: replies that arrived after their deadline.
+pub const LATE_REPLIES: &str = "resilience_timeout_late_replies_total";
+/// `resilience_task_duration_seconds{agent, outcome}` (histogram).
+pub const TASK_DURATION: &str = "resilience_task_duration_seconds";
+/// `resilience_agent_restarts_total{agent}`.
+pub const AGENT_RESTARTS: &str = "resilience_agent_restarts_total";
+/// `resilience_tasks_total{agent, outcome}`.
+pub const TASKS: &str = "resilience_tasks_total";
+/// `resilience_agent_inflight_tasks{agent}`.
+pub const AGENT_INFLIGHT: &str = "resilience_agent_inflight_tasks";
+
+/// Registers the help text and unit of every metric with the installed recorder.
+pub fn describe() {
+    describe_gauge!(
+        BREAKER_STATE,
+        "Circuit breaker state: 1 for the current state, 0 otherwise"
+    );
+    describe_counter!(BREAKER_CALLS, "Calls seen by a circuit breaker, by outcome");
+    describe_counter!(BREAKER_TRANSITIONS, "Circuit breaker state transitions");
+    describe_counter!(RETRY_CALLS, "Tasks by retry outcome");
+    describe_counter!(RETRY_ATTEMPTS, "Attempts made, first attempts included");
+    describe_counter!(
+        TIMEOUT_CALLS,
+        "Attempts raced against a timeout, by outcome"
+    );
+    describe_gauge!(
+        TIMEOUT_CURRENT,
+        Unit::Seconds,
+        "The timeout currently applied"
+    );
+    describe_counter!(
+        SLOW_OPERATIONS,
+        "Operations slower than the slow-operation threshold"
+    );
+    describe_counter!(
+        LATE_REPLIES,
+        "Replies dropped because they arrived after their deadline"
+    );
+    describe_histogram!(
+        TASK_DURATION,
+        Unit::Seconds,
+        "Task duration from submission to outcome"
+    );
+    describe_counter!(AGENT_RESTARTS, "Worker restarts by a supervisor");
+    describe_counter!(TASKS, "Tasks by final outcome");
+    describe_gauge!(AGENT_INFLIGHT, "Tasks admitted and not yet answered");
+}
+
+/// The outcomes a breaker counts (`outcome` label of [`BREAKER_CALLS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerCall {
+    /// A success.
+    Success,
+    /// A counted failure.
+    Failure,
+    /// An ignored outcome.
+    Ignored,
+    /// Rejected without calling.
+    Rejected,
+    /// Slower than the breaker's `slow_call_duration`.
+    Slow,
+}
+
+impl BreakerCall {
+    const ALL: [BreakerCall; 5] = [
+        BreakerCall::Success,
+        BreakerCall::Failure,
+        BreakerCall::Ignored,
+        BreakerCall::Rejected,
+        BreakerCall::Slow,
+    ];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BreakerCall::Success => "success",
+            BreakerCall::Failure => "failure",
+            BreakerCall::Ignored => "ignored",
+            BreakerCall::Rejected => "rejected",
+            BreakerCall::Slow => "slow",
+        }
+    }
+}
+
+/// Pre-registered handles for one breaker (cheap to increment on the hot path).
+#[derive(Debug, Clone)]
+pub(crate) struct BreakerMetrics {
+    name: Arc<str>,
+    states: [Gauge; 5],
+    calls: [Counter; 5],
+}
+
+impl BreakerMetrics {
+    pub(crate) fn new(name: &Arc<str>) -> Self {
+        let states = BreakerState::ALL
+            .map(|s| gauge!(BREAKER_STATE, "breaker" => name.to_string(), "state" => s.as_str()));
+        let calls = BreakerCall::ALL.map(
+            |o| counter!(BREAKER_CALLS, "breaker" => name.to_string(), "outcome" => o.as_str()),
+        );
+        BreakerMetrics {
+            name: name.clone(),
+            states,
+            calls,
+        }
+    }
+
+    /// Sets the state gauges so that exactly `state` is 1.
+    pub(crate) fn state(&self, state: BreakerState) {
+        for (s, g) in BreakerState::ALL.iter().zip(&self.states) {
+            g.set(if *s == state { 1.0 } else { 0.0 });
+        }
+    }
+
+    pub(crate) fn call(&self, outcome: BreakerCall) {
+        self.calls[outcome as usize].increment(1);
+    }
+
+    pub(crate) fn transition(&self, from: BreakerState, to: BreakerState) {
+        counter!(BREAKER_TRANSITIONS, "breaker" => self.name.to_string(), "from" => from.as_str(), "to" => to.as_str())
+            .increment(1);
+        self.state(to);
+    }
+}
+
+/// Retry outcomes (`outcome` label of [`RETRY_CALLS`]), resilience4j's kinds plus the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// Succeeded at the first attempt.
+    SuccessWithoutRetry,
+    /// Succeeded after at least one retry.
+    SuccessWithRetry,
+    /// Failed without being retried (not retryable, or one attempt allowed).
+    FailedWithoutRetry,
+    /// Failed after at least one retry.
+    FailedWithRetry,
+    /// A retry was refused by the retry budget.
+    BudgetExhausted,
+}
+
+impl RetryOutcome {
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RetryOutcome::SuccessWithoutRetry => "success_without_retry",
+            RetryOutcome::SuccessWithRetry => "success_with_retry",
+            RetryOutcome::FailedWithoutRetry => "failed_without_retry",
+            RetryOutcome::FailedWithRetry => "failed_with_retry",
+            RetryOutcome::BudgetExhausted => "budget_exhausted",
+        }
+    }
+}
+
+/// How a raced attempt ended (`outcome` label of [`TIMEOUT_CALLS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutOutcome {
+    /// Replied in time with a success.
+    Success,
+    /// Replied in time with a failure.
+    Failure,
+    /// The deadline came first.
+    Timeout,
+}
+
+impl TimeoutOutcome {
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TimeoutOutcome::Success => "success",
+            TimeoutOutcome::Failure => "failure",
+            TimeoutOutcome::Timeout => "timeout",
+        }
+    }
+}
+
+/// Pre-registered handles for one timeout policy.
+#[derive(Debug, Clone)]
+pub(crate) struct TimeoutMetrics {
+    calls: [Counter; 3],
+    current: Gauge,
+    slow: Counter,
+    late: Counter,
+}
+
+impl TimeoutMetrics {
+    pub(crate) fn new(name: &Arc<str>) -> Self {
+        let calls = [
+            TimeoutOutcome::Success,
+            TimeoutOutcome::Failure,
+            TimeoutOutcome::Timeout,
+        ]
+        .map(|o| counter!(TIMEOUT_CALLS, "timeout" => name.to_string(), "outcome" => o.as_str()));
+        TimeoutMetrics {
+            calls,
+            current: gauge!(TIMEOUT_CURRENT, "timeout" => name.to_string()),
+            slow: counter!(SLOW_OPERATIONS, "timeout" => name.to_string()),
+            late: counter!(LATE_REPLIES, "timeout" => name.to_string()),
+        }
+    }
+
+    pub(crate) fn call(&self, outcome: TimeoutOutcome) {
+        self.calls[outcome as usize].increment(1);
+    }
+
+    pub(crate) fn current(&self, timeout: std::time::Duration) {
+        self.current.set(timeout.as_secs_f64());
+    }
+
+    pub(crate) fn slow(&self) {
+        self.slow.increment(1);
+    }
+
+    pub(crate) fn late(&self) {
+        self.late.increment(1);
+    }
+}
+
+/// Final task outcomes (`outcome` label of [`TASKS`] and [`TASK_DURATION`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskOutcome {
+    /// The agent returned an output.
+    Succeeded,
+    /// The last attempt failed (or the error was not retryable).
+    Failed,
+    /// Not attempted: breaker open, overloaded, or no worker available.
+    Rejected,
+    /// The deadline passed first.
+    TimedOut,
+    /// Cancelled by the caller or by shutdown.
+    Cancelled,
+}
+
+impl TaskOutcome {
+    /// Every outcome.
+    pub const ALL: [TaskOutcome; 5] = [
+        TaskOutcome::Succeeded,
+        TaskOutcome::Failed,
+        TaskOutcome::Rejected,
+        TaskOutcome::TimedOut,
+        TaskOutcome::Cancelled,
+    ];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TaskOutcome::Succeeded => "succeeded",
+            TaskOutcome::Failed => "failed",
+            TaskOutcome::Rejected => "rejected",
+            TaskOutcome::TimedOut => "timed_out",
+            TaskOutcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Pre-registered handles for one agent and its retry policy.
+#[derive(Debug, Clone)]
+pub(crate) struct AgentMetrics {
+    tasks: [Counter; 5],
+    durations: [Histogram; 5],
+    retry_calls: [Counter; 5],
+    attempts: Counter,
+    restarts: Counter,
+    inflight: Gauge,
+}
+
+impl AgentMetrics {
+    pub(crate) fn new(agent: &Arc<str>, policy: &Arc<str>) -> Self {
+        let tasks = TaskOutcome::ALL
+            .map(|o| counter!(TASKS, "agent" => agent.to_string(), "outcome" => o.as_str()));
+        let durations = TaskOutcome::ALL.map(
+            |o| histogram!(TASK_DURATION, "agent" => agent.to_string(), "outcome" => o.as_str()),
+        );
+        let retry_calls = [
+            RetryOutcome::SuccessWithoutRetry,
+            RetryOutcome::SuccessWithRetry,
+            RetryOutcome::FailedWithoutRetry,
+            RetryOutcome::FailedWithRetry,
+            RetryOutcome::BudgetExhausted,
+        ]
+        .map(|o| counter!(RETRY_CALLS, "policy" => policy.to_string(), "outcome" => o.as_str()));
+        AgentMetrics {
+            tasks,
+            durations,
+            retry_calls,
+            attempts: counter!(RETRY_ATTEMPTS, "policy" => policy.to_string()),
+            restarts: counter!(AGENT_RESTARTS, "agent" => agent.to_string()),
+            inflight: gauge!(AGENT_INFLIGHT, "agent" => agent.to_string()),
+        }
+    }
+
+    pub(crate) fn task(&self, outcome: TaskOutcome, duration: std::time::Duration) {
+        self.tasks[outcome as usize].increment(1);
+        self.durations[outcome as usize].record(duration.as_secs_f64());
+    }
+
+    pub(crate) fn retry(&self, outcome: RetryOutcome) {
+        self.retry_calls[outcome as usize].increment(1);
+    }
+
+    pub(crate) fn attempt(&self) {
+        self.attempts.increment(1);
+    }
+
+    pub(crate) fn restart(&self) {
+        self.restarts.increment(1);
+    }
+
+    pub(crate) fn inflight(&self, n: usize) {
+        self.inflight.set(n as f64);
+    }
+}

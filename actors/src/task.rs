@@ -1,0 +1,105 @@
+//! Tasks and their envelopes: every task carries an id, an optional deadline and a cancellation
+//! signal; the parts that may cross nodes later are serde-serialisable.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use tokio_util::sync::CancellationToken;
+
+/// A task's identity, unique within the process.
+///
+/// ```
+/// use ractor_resilience::task::TaskId;
+///
+/// let (a, b) = (TaskId::next(), TaskId::next());
+/// assert_ne!(a, b);
+/// ```
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct TaskId(pub u64);
+
+impl TaskId {
+    /// A fresh id.
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        TaskId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "task-{}", self.0)
+    }
+}
+
+/// What travels with a task between agents (and, later, nodes): its id, the attempt number,
+/// the time left before its deadline, and whether a layer upstream already retries it
+/// ("retry at one layer": a downstream agent that sees `retried_upstream` makes one attempt).
+///
+/// ```
+/// use std::time::Duration;
+/// use ractor_resilience::task::{TaskEnvelope, TaskId};
+///
+/// let env = TaskEnvelope { id: TaskId(7), attempt: 1, deadline_in: Some(Duration::from_secs(2)), retried_upstream: true, task: "hello" };
+/// assert_eq!(env.map(str::len).task, 5);
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TaskEnvelope<T> {
+    /// The task's id.
+    pub id: TaskId,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Time left before the task's deadline when the envelope was sent.
+    pub deadline_in: Option<Duration>,
+    /// Whether an upstream layer retries this request (then this layer does not).
+    pub retried_upstream: bool,
+    /// The task itself.
+    pub task: T,
+}
+
+impl<T> TaskEnvelope<T> {
+    /// The same envelope around another task.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> TaskEnvelope<U> {
+        TaskEnvelope {
+            id: self.id,
+            attempt: self.attempt,
+            deadline_in: self.deadline_in,
+            retried_upstream: self.retried_upstream,
+            task: f(self.task),
+        }
+    }
+}
+
+/// What a worker sees besides the task: the envelope's metadata, the deadline of this attempt
+/// and the cancellation signal (fired on timeout, caller cancellation or shutdown).
+#[derive(Debug, Clone)]
+pub struct TaskContext {
+    /// The task's id.
+    pub id: TaskId,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// When this attempt times out (tokio's clock).
+    pub deadline: Option<tokio::time::Instant>,
+    /// Fires when the attempt is abandoned; a well-behaved agent stops its work.
+    pub cancel: CancellationToken,
+    /// Whether a downstream call made for this task should be told that this layer retries it.
+    pub retries_here: bool,
+}
+
+impl TaskContext {
+    /// The envelope to put around a downstream task sent while handling this one, carrying the
+    /// id, the remaining deadline and the "retry at one layer" flag.
+    pub fn downstream<U>(&self, task: U) -> TaskEnvelope<U> {
+        TaskEnvelope {
+            id: self.id,
+            attempt: 1,
+            deadline_in: self
+                .deadline
+                .map(|d| d.saturating_duration_since(tokio::time::Instant::now())),
+            retried_upstream: self.retries_here,
+            task,
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Calls and casts through the whole stack on tokio's paused clock: timeouts at the exact
+//! deadline through `call` and through `cast` with a reply target, cancellation reaching the
+//! worker, overload rejected at once, parallel calls not serialised.
+
+mod scripted;
+
+use std::time::Duration;
+
+use ractor_resilience::agent::{AgentBuilder, CallError, CallOptions};
+use ractor_resilience::core::backoff::RetryPolicy;
+use ractor_resilience::core::breaker::BreakerSettings;
+use ractor_resilience::reply::ReplyTo;
+use ractor_resilience::task::CancellationToken;
+use ractor_resilience::timeout::TimeoutPolicy;
+use scripted::{Script, Seen, Step, ms, observed, quiet};
+use tokio::time::Instant;
+
+fn one_attempt() -> RetryPolicy {
+    RetryPolicy::builder().with_max_attempts(1).build().unwrap()
+}
+
+fn never_trips() -> BreakerSettings {
+    BreakerSettings::builder()
+        .with_max_failures(1_000_000)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_worker_times_out_exactly_at_the_deadline_through_call_and_observes_cancellation() {
+    let (make, mut seen) = observed();
+    let agent = AgentBuilder::new("slow", make)
+        .retry_policy("p", one_attempt())
+        .breaker_settings("b", never_trips())
+        .timeout_policy("t", TimeoutPolicy::Fixed(ms(100)))
+        .spawn()
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    let result = agent.call(Script::ok(500)).await;
+    assert_eq!(
+        result,
+        Err(CallError::TimedOut {
+            after: ms(100),
+            attempts: 1
+        })
+    );
+    assert_eq!(t0.elapsed(), ms(100));
+    tokio::task::yield_now().await;
+    let events: Vec<Seen> = std::iter::from_fn(|| seen.try_recv().ok()).collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        matches!(events[1], Seen::Cancelled { at, .. } if at - t0 == ms(100)),
+        "{events:?}"
+    );
+    agent.stop();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_worker_times_out_exactly_at_the_deadline_through_cast_with_a_reply_target() {
+    let (make, mut seen) = observed();
+    let agent = AgentBuilder::new("slow-cast", make)
+        .retry_policy("p", one_attempt())
+        .breaker_settings("b", never_trips())
+        .timeout_policy("t", TimeoutPolicy::Fixed(ms(100)))
+        .spawn()
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    let (reply, rx) = ReplyTo::port();
+    agent
+        .cast(Script::ok(500), CallOptions::default(), Some(reply))
+        .unwrap();
+    assert_eq!(
+        rx.await.unwrap(),
+        Err(CallError::TimedOut {
+            after: ms(100),
+            attempts: 1
+        })
+    );
+    assert_eq!(t0.elapsed(), ms(100));
+    tokio::task::yield_now().await;
+    let events: Vec<Seen> = std::iter::from_fn(|| seen.try_recv().ok()).collect();
+    assert!(
+        matches!(events.last(), Some(Seen::Cancelled { at, .. }) if *at - t0 == ms(100)),
+        "{events:?}"
+    );
+    agent.stop();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cast_succeeds_and_is_answered_once() {
+    let agent = AgentBuilder::new("cast", quiet)
+        .breaker_settings("b", never_trips())
+        .spawn()
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let reply = ReplyTo::callback(move |answer| {
+        let _ = tx.send(answer);
+    });
+    let mut task = Script::ok(20);
+    task.tag = 9;
+    agent
+        .cast(task, CallOptions::default(), Some(reply))
+        .unwrap();
+    assert_eq!(rx.recv().await, Some(Some(Ok(9))));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(rx.try_recv().is_err(), "answered exactly once");
+    assert_eq!(agent.inflight(), 0);
+    agent.stop();
+}
+
+#[tokio::test(start_paused = true)]
+async fn caller_cancellation_ends_the_task_cancelled_and_reaches_the_worker() {
+    let (make, mut seen) = observed();
+    let agent = AgentBuilder::new("cancel", make)
+        .breaker_settings("b", never_trips())
+        .spawn()
+        .await
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let call = tokio::spawn({
+        let agent = agent.clone();
+        let cancel = cancel.clone();
+        async move {
+            agent
+                .call_with(Script::ok(1000), CallOptions::default().with_cancel(cancel))
+                .await
+        }
+    });
+    tokio::time::sleep(ms(30)).await;
+    cancel.cancel();
+    assert_eq!(call.await.unwrap(), Err(CallError::Cancelled));
+    tokio::task::yield_now().await;
+    let events: Vec<Seen> = std::iter::from_fn(|| seen.try_recv().ok()).collect();
+    assert!(
+        matches!(events.last(), Some(Seen::Cancelled { .. })),
+        "{events:?}"
+    );
+    agent.stop();
+}
+
+#[tokio::test(start_paused = true)]
+async fn submitting_ten_times_the_admission_bound_rejects_the_excess_at_once() {
+    let bound = 10;
+    let agent = AgentBuilder::new("bounded", quiet)
+        .max_pending(bound)
+        .breaker_settings("b", never_trips())
+        .spawn()
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    let calls: Vec<_> = (0..bound * 10)
+        .map(|_| {
+            let agent = agent.clone();
+            tokio::spawn(async move {
+                let r = agent.call(Script::ok(1000)).await;
+                (r, Instant::now())
+            })
+        })
+        .collect();
+    let mut overloaded = 0;
+    let mut succeeded = 0;
+    for call in calls {
+        match call.await.unwrap() {
+            (Err(CallError::Overloaded { max_pending }), at) => {
+                assert_eq!(max_pending, bound);
+                assert_eq!(at, t0, "rejected immediately");
+                overloaded += 1;
+            }
+            (Ok(_), _) => succeeded += 1,
+            (other, _) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((overloaded, succeeded), (bound * 9, bound));
+    assert_eq!(agent.inflight(), 0);
+    agent.stop();
+}
+
+#[tokio::test(start_paused = true)]
+async fn n_slow_calls_in_parallel_take_one_calls_time_not_n() {
+    let n = 50;
+    let agent = AgentBuilder::new("parallel", quiet)
+        .workers(n)
+        .breaker_settings("b", never_trips())
+        .spawn()
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    let calls: Vec<_> = (0..n)
+        .map(|_| {
+            let agent = agent.clone();
+            tokio::spawn(async move { agent.call(Script::ok(100)).await })
+        })
+        .collect();
+    for call in calls {
+        assert!(call.await.unwrap().is_ok());
+    }
+    assert_eq!(t0.elapsed(), ms(100));
+    agent.stop();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_rejects_with_retry_after() {
+    let breaker = BreakerSettings::builder()
+        .with_max_failures(2)
+        .with_open_duration(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let agent = AgentBuilder::new("tripping", quiet)
+        .retry_policy("p", one_attempt())
+        .breaker_settings("llm", breaker)
+        .spawn()
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let _ = agent.call(Script::new(&[(5, Step::Transient)])).await;
+    }
+    tokio::task::yield_now().await;
+    match agent.call(Script::ok(1)).await {
+        Err(CallError::Rejected {
+            breaker,
+            retry_after,
+            ..
+        }) => {
+            assert_eq!(&*breaker, "llm");
+            assert_eq!(retry_after, Some(Duration::from_secs(10)));
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    agent.stop();
+}
