@@ -27,7 +27,7 @@ use std::time::Duration;
 
 pub use builder::{AgentBuilder, SpawnError};
 pub use error::{AttemptError, CallError};
-pub use handle::{AgentHandle, CallOptions};
+pub use handle::{AgentHandle, AgentStats, CallOptions};
 pub use ractor_resilience_core::breaker::CallOutcome;
 pub use supervisor::{
     RetryHook, RetryRequest, SupervisionSettings, SupervisorMsg, SupervisorStatus,

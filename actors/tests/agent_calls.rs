@@ -231,3 +231,37 @@ async fn an_open_breaker_rejects_with_retry_after() {
     }
     agent.stop();
 }
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_call_in_flight_hands_back_its_probe_and_stops_its_worker() {
+    let breaker = BreakerSettings::builder()
+        .with_max_failures(1)
+        .with_open_duration(Duration::from_secs(1))
+        .with_half_open_max_wait(Some(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let (make, mut seen) = observed();
+    let agent = AgentBuilder::new("dropped", make)
+        .workers(2)
+        .retry_policy("p", one_attempt())
+        .breaker_settings("b", breaker)
+        .spawn()
+        .await
+        .unwrap();
+    let _ = agent.call(Script::new(&[(1, Step::Transient)])).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The only probe goes to a call that its caller abandons after 50 ms.
+    let abandoned = tokio::time::timeout(ms(50), agent.call(Script::ok(10_000))).await;
+    assert!(abandoned.is_err());
+    tokio::task::yield_now().await;
+    // The probe slot came back: the next call is admitted, succeeds and closes the breaker.
+    assert_eq!(agent.call(Script::ok(10)).await, Ok(0));
+    let events: Vec<Seen> = std::iter::from_fn(|| seen.try_recv().ok()).collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Seen::Cancelled { attempt: 1, .. })),
+        "the abandoned attempt's worker was told to stop: {events:?}"
+    );
+    agent.stop();
+}

@@ -2,7 +2,7 @@
 //! code or from a configuration file.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 
 use ractor::{Actor, ActorCell};
 use ractor_resilience_core::backoff::RetryPolicy;
@@ -233,6 +233,7 @@ impl<A: Agent> AgentBuilder<A> {
             let what = what.to_owned();
             move |source| SpawnError::Spawn { what, source }
         };
+        let owns = (self.breaker.is_none(), self.timeout.is_none());
         let breaker = match self.breaker {
             Some(b) => b,
             None => {
@@ -268,6 +269,9 @@ impl<A: Agent> AgentBuilder<A> {
             max_pending: self.max_pending,
             inflight: Arc::new(AtomicUsize::new(0)),
             closed: AtomicBool::new(false),
+            attempts: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            owns,
         });
         let args = SupervisorArgs {
             shared: shared.clone(),
@@ -276,12 +280,13 @@ impl<A: Agent> AgentBuilder<A> {
             settings: self.supervision,
             seed: self.seed,
         };
-        let name = Some(format!("agent:{}", self.name));
+        // Not registered under the agent's name: several systems (or tests) in one process
+        // may run agents of the same name.
         let (supervisor, _) = match parent {
             Some(parent) => {
-                Actor::spawn_linked(name, SupervisorActor::<A>::new(), args, parent).await
+                Actor::spawn_linked(None, SupervisorActor::<A>::new(), args, parent).await
             }
-            None => Actor::spawn(name, SupervisorActor::<A>::new(), args).await,
+            None => Actor::spawn(None, SupervisorActor::<A>::new(), args).await,
         }
         .map_err(spawn_err("supervisor"))?;
         Ok(AgentHandle { shared, supervisor })

@@ -1,7 +1,7 @@
 //! [`AgentHandle`]: submit tasks with `call` (await the outcome) or `cast` (outcome to a reply
 //! target). The happy path of `call` runs entirely in the caller's future.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::error::{AttemptError, CallError};
-use super::supervisor::{Origin, RetryHook, RetryRequest, SupervisorMsg};
+use super::supervisor::{Origin, RetryHook, RetryRequest, SupervisorMsg, SupervisorStatus};
 use super::worker::WorkerMsg;
 use super::{Agent, Outcome};
 use crate::breaker::BreakerHandle;
@@ -118,6 +118,28 @@ pub(crate) struct Shared<A: Agent> {
     pub(crate) metrics: AgentMetrics,
     /// Set once the supervisor has stopped: new tasks are refused at once.
     pub(crate) closed: AtomicBool,
+    /// Attempts started (first attempts included).
+    pub(crate) attempts: AtomicU64,
+    /// Retries scheduled.
+    pub(crate) retries: AtomicU64,
+    /// Whether the builder spawned (and the handle stops) the breaker and the timeout actor.
+    pub(crate) owns: (bool, bool),
+}
+
+/// Counters of one agent since it was spawned.
+///
+/// ```
+/// let stats = ractor_resilience::agent::AgentStats::default();
+/// assert_eq!(stats.attempts, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AgentStats {
+    /// Attempts started, first attempts included.
+    pub attempts: u64,
+    /// Retries scheduled by the supervisor.
+    pub retries: u64,
+    /// Tasks admitted and not yet answered.
+    pub inflight: usize,
 }
 
 /// One admitted task: releases its admission slot when dropped, wherever it ends.
@@ -125,12 +147,42 @@ pub(crate) struct Admitted {
     inflight: Arc<AtomicUsize>,
     metrics: AgentMetrics,
     pub(crate) submitted: Instant,
+    /// Whether the task's outcome was counted; a task dropped before that (its caller's future
+    /// was dropped) is counted as cancelled, so every admitted task has exactly one outcome.
+    finished: bool,
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
+        if !self.finished {
+            self.metrics
+                .task(TaskOutcome::Cancelled, self.submitted.elapsed());
+        }
         let n = self.inflight.fetch_sub(1, Ordering::AcqRel) - 1;
         self.metrics.inflight(n);
+    }
+}
+
+/// A breaker permit held by a caller's future: if the future is dropped before the outcome is
+/// recorded, the permit is handed back as `Ignored` (a half-open probe slot is never leaked).
+struct HeldPermit<'a> {
+    breaker: &'a BreakerHandle,
+    permit: Option<Permit>,
+    started: Instant,
+}
+
+impl HeldPermit<'_> {
+    fn take(mut self) -> Permit {
+        self.permit.take().expect("a held permit is taken once")
+    }
+}
+
+impl Drop for HeldPermit<'_> {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.breaker
+                .record(permit, CallOutcome::Ignored, self.started.elapsed());
+        }
     }
 }
 
@@ -156,7 +208,13 @@ impl<A: Agent> Shared<A> {
             inflight: self.inflight.clone(),
             metrics: self.metrics.clone(),
             submitted: Instant::now(),
+            finished: false,
         })
+    }
+
+    pub(crate) fn count_attempt(&self) {
+        self.metrics.attempt();
+        self.attempts.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn max_attempts(&self, retried_upstream: bool) -> u32 {
@@ -198,7 +256,8 @@ impl<A: Agent> Shared<A> {
     }
 
     /// Counts a task's final outcome (exactly once per task: see the callers).
-    pub(crate) fn finish(&self, admitted: &Admitted, attempts: u32, result: &Outcome<A>) {
+    pub(crate) fn finish(&self, admitted: &mut Admitted, attempts: u32, result: &Outcome<A>) {
+        admitted.finished = true;
         let outcome = match result {
             Ok(_) => TaskOutcome::Succeeded,
             Err(e) => e.outcome(),
@@ -291,6 +350,15 @@ impl<A: Agent> AgentHandle<A> {
         self.shared.inflight.load(Ordering::Acquire)
     }
 
+    /// Attempts, retries and tasks in flight so far.
+    pub fn stats(&self) -> AgentStats {
+        AgentStats {
+            attempts: self.shared.attempts.load(Ordering::Relaxed),
+            retries: self.shared.retries.load(Ordering::Relaxed),
+            inflight: self.inflight(),
+        }
+    }
+
     /// The breaker guarding this agent.
     pub fn breaker(&self) -> &BreakerHandle {
         &self.shared.breaker
@@ -313,9 +381,15 @@ impl<A: Agent> AgentHandle<A> {
 
     /// Runs `task` with options and waits for its outcome.
     pub async fn call_with(&self, task: A::Task, opts: CallOptions) -> Outcome<A> {
-        let admitted = self.shared.admit()?;
+        let mut admitted = self.shared.admit()?;
         let id = opts.id.unwrap_or_else(TaskId::next);
-        let cancel = opts.cancel.clone().unwrap_or_default();
+        // The task's own signal: fired by the caller's, and when this future is dropped, so that
+        // an abandoned call stops its worker and its retries.
+        let cancel = opts
+            .cancel
+            .as_ref()
+            .map_or_else(CancellationToken::new, CancellationToken::child_token);
+        let _cancel_on_drop = cancel.clone().drop_guard();
         let deadline = opts.deadline.map(|d| admitted.submitted + d);
         let span = tracing::info_span!(
             "task",
@@ -328,7 +402,7 @@ impl<A: Agent> AgentHandle<A> {
             .first_attempt(task, id, &cancel, deadline, &opts, &admitted)
             .instrument(span.clone())
             .await;
-        self.shared.finish(&admitted, attempts, &result);
+        self.shared.finish(&mut admitted, attempts, &result);
         span.record("attempts", attempts);
         span.record("outcome", outcome_label(&result));
         result
@@ -353,7 +427,11 @@ impl<A: Agent> AgentHandle<A> {
             None => shared.breaker.acquire().await,
         };
         let permit = match permit {
-            Ok(p) => p,
+            Ok(p) => HeldPermit {
+                breaker: &shared.breaker,
+                permit: Some(p),
+                started: Instant::now(),
+            },
             Err(r) => return (0, Err(shared.rejected(r))),
         };
         // 2. send, racing the reply against the deadline in this future
@@ -367,7 +445,7 @@ impl<A: Agent> AgentHandle<A> {
             cancel: attempt_cancel.clone(),
             retries_here: shared.max_attempts(opts.retried_upstream) > 1,
         };
-        shared.metrics.attempt();
+        shared.count_attempt();
         let started = Instant::now();
         let attempt_span = tracing::debug_span!("attempt", task = %id, attempt = 1u32, outcome = tracing::field::Empty);
         let result = match shared.pool.pick() {
@@ -394,7 +472,7 @@ impl<A: Agent> AgentHandle<A> {
                         },
                         () = cancel.cancelled() => {
                             attempt_cancel.cancel();
-                            shared.breaker.record(permit, CallOutcome::Ignored, started.elapsed());
+                            drop(permit); // handed back as Ignored
                             return (1, Err(CallError::Cancelled));
                         }
                     }
@@ -403,7 +481,7 @@ impl<A: Agent> AgentHandle<A> {
         };
         // 3. record
         attempt_span.record("outcome", attempt_label(&result));
-        shared.record_attempt(permit, &result, operation, started.elapsed());
+        shared.record_attempt(permit.take(), &result, operation, started.elapsed());
         // 4. failure path
         let error = match result {
             Ok(output) => return (1, Ok(output)),
@@ -489,9 +567,27 @@ impl<A: Agent> AgentHandle<A> {
         Ok(id)
     }
 
-    /// Stops the agent: its supervisor and workers. Pending tasks end `Cancelled`.
+    /// Stops the agent: its supervisor and workers, and the breaker and timeout actors the
+    /// builder spawned for it (shared ones given to the builder keep running). Pending tasks end
+    /// `Cancelled`.
     pub fn stop(&self) {
         self.supervisor.stop(Some("stopped by its handle".into()));
+        if self.shared.owns.0 {
+            self.shared.breaker.stop();
+        }
+        if self.shared.owns.1 {
+            self.shared.timeout.actor().stop(None);
+        }
+    }
+
+    /// The supervisor's counters (tasks held, live workers, restarts), or `None` if it has
+    /// stopped.
+    pub async fn status(&self) -> Option<SupervisorStatus> {
+        let (reply, rx) = ReplyTo::port();
+        self.supervisor
+            .send_message(SupervisorMsg::GetStatus(reply))
+            .ok()?;
+        rx.await.ok()
     }
 }
 

@@ -211,6 +211,8 @@ pub(crate) struct SupervisorState<A: Agent> {
     rng: SmallRng,
     next_key: u64,
     status: SupervisorStatus,
+    /// Seeds each task's retry jitter together with its id (deterministic simulations).
+    seed: u64,
 }
 
 pub(crate) struct SupervisorActor<A>(std::marker::PhantomData<fn() -> A>);
@@ -251,6 +253,7 @@ impl<A: Agent> Actor for SupervisorActor<A> {
             rng: SmallRng::seed_from_u64(args.seed),
             next_key: 0,
             status: SupervisorStatus::default(),
+            seed: args.seed,
         };
         for slot in 0..args.workers {
             state.slots.push(Slot {
@@ -503,7 +506,12 @@ impl<A: Agent> SupervisorState<A> {
         key: u64,
         error: AttemptError<A::Error>,
     ) {
-        let seed = self.rng_next();
+        let seed = self.seed
+            ^ self
+                .tasks
+                .get(&key)
+                .map_or(0, |p| p.req.id.0)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let Some(p) = self.tasks.get_mut(&key) else {
             return;
         };
@@ -551,13 +559,11 @@ impl<A: Agent> SupervisorState<A> {
         if let Some(hook) = &self.shared.on_retry {
             hook(attempt, &error, delay);
         }
-        tracing::info!(agent = %self.shared.name, task = %p.req.id, attempt, ?delay, %error, "retrying");
+        tracing::debug!(agent = %self.shared.name, task = %p.req.id, attempt, ?delay, %error, "retrying");
+        self.shared
+            .retries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.timers.insert(now + delay, Timer::Resend(key));
-    }
-
-    fn rng_next(&mut self) -> u64 {
-        use rand::RngExt;
-        self.rng.random()
     }
 
     fn start_attempt(&mut self, myself: &ActorRef<SupervisorMsg<A>>, key: u64) {
@@ -601,8 +607,22 @@ impl<A: Agent> SupervisorState<A> {
         let permit = match decision {
             Ok(permit) => permit,
             Err(rejected) => {
+                // A retry that finds the breaker still probing (or open again) waits for its
+                // next backoff step, not less than the breaker's retry_after, instead of giving
+                // up; each wait spends a step, so the waits are bounded by the policy.
+                let now = Instant::now();
+                let step = p.backoff.as_mut().and_then(Iterator::next);
+                if let Some(step) = step.filter(|_| p.req.attempt > 0) {
+                    let breaker_wait = rejected.retry_after.map_or(Duration::ZERO, |at| {
+                        Instant::from_std(at).saturating_duration_since(now)
+                    });
+                    let wait = step.max(breaker_wait);
+                    if p.req.deadline.is_none_or(|d| now + wait < d) {
+                        self.timers.insert(now + wait, Timer::Resend(key));
+                        return;
+                    }
+                }
                 let err = self.shared.rejected(rejected);
-                let _ = p;
                 return self.finish(key, Err(err));
             }
         };
@@ -615,7 +635,7 @@ impl<A: Agent> SupervisorState<A> {
         let timer = self
             .timers
             .insert(now + after, Timer::AttemptDeadline(key, attempt));
-        shared.metrics.attempt();
+        shared.count_attempt();
         let Some(worker) = shared.pool.pick() else {
             self.timers.cancel(timer);
             shared.record_attempt(permit, &Err(AttemptError::NoWorker), None, Duration::ZERO);
@@ -741,7 +761,7 @@ impl<A: Agent> SupervisorState<A> {
                 reply.send((attempts, result));
             }
             Origin::Cast(reply) => {
-                if let Some(admitted) = &p.req.admitted {
+                if let Some(admitted) = &mut p.req.admitted {
                     self.shared.finish(admitted, attempts, &result);
                 }
                 if let Some(reply) = reply {

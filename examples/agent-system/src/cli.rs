@@ -14,13 +14,21 @@ pub struct Cli {
     /// What to do; without a subcommand, `run` with its defaults.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Log level (error, warn, info, debug, trace) or a `RUST_LOG`-style filter; `RUST_LOG`
+    /// wins when set.
+    #[arg(long, global = true, value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start the agent system against the simulated provider.
+    /// Start the agent system: workload, supervised agents, /metrics and /health, live
+    /// progress, a summary at the end. Ctrl-C / SIGTERM drain gracefully; a second one exits.
     Run(RunArgs),
+    /// The same scenario on a virtual clock: an hour of traffic in seconds; the same seed
+    /// gives the same report.
+    Simulate(SimulateArgs),
     /// Validate a configuration file and print the resolved configuration, or every mistake.
     ///
     /// RESILIENCE__* environment variables override single values, as they do for `run`.
@@ -46,6 +54,29 @@ pub struct RunArgs {
     /// Write the final report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub report_json: Option<PathBuf>,
+    /// Seed of every random choice (default: the configuration's `system.seed`).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Allow `--metrics-addr` to be a non-loopback address.
+    #[arg(long)]
+    pub allow_non_loopback: bool,
+}
+
+/// The flags of `simulate`.
+#[derive(Debug, Default, Args)]
+pub struct SimulateArgs {
+    /// Configuration file (default: the embedded config/development.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// How much simulated time to drive the workload, e.g. "1h".
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Write the final report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+    /// Seed of every random choice (default: the configuration's `system.seed`).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

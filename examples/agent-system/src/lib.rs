@@ -2,8 +2,9 @@
 //! agents behind the full resilience stack (timeout → retry → breaker), driven against a
 //! simulated LLM provider.
 //!
-//! Today it provides the command line and configuration checking; the running system arrives
-//! with the runnable-system work. `main.rs` only parses arguments and calls into this library.
+//! `main.rs` only parses arguments and calls into this library: [`commands`] runs a
+//! subcommand, [`system`] spawns and drives the actors, [`exporter`] serves `/metrics` and
+//! `/health`, [`report`] tallies outcomes.
 //!
 //! ```text
 //! cargo run --release                                    # run with the embedded default config
@@ -17,14 +18,21 @@
     rust_2018_idioms
 )]
 
+pub mod agent;
 pub mod cli;
 pub mod commands;
+pub mod exporter;
+pub mod progress;
+pub mod provider;
+pub mod report;
+pub mod settings;
+pub mod system;
 
-use ractor_resilience::config::{NoSystem, ResolvedConfig};
+use ractor_resilience::config::ResolvedConfig;
 
 /// The agent system's configuration: the library's sections plus its own `[system]` table
-/// (none yet; the runnable-system work adds workload, provider and exporter settings there).
-pub type SystemConfig = ResolvedConfig<NoSystem>;
+/// (workload, provider, exporter; every key optional, see [`settings::SystemSettings`]).
+pub type SystemConfig = ResolvedConfig<settings::SystemSettings>;
 
 /// The configuration used when no `--config` is given: `config/development.toml`, embedded.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../config/development.toml");

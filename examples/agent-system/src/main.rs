@@ -6,7 +6,7 @@
 //! cargo run -p agent-system -- check-config config/production.toml
 //! ```
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 
 use agent_system::cli::{Cli, Command};
@@ -14,16 +14,34 @@ use agent_system::commands;
 use clap::Parser;
 use ractor_resilience::config::EnvOverrides;
 
-fn main() -> anyhow::Result<ExitCode> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .init();
     let overrides = EnvOverrides::from_process_env();
-    let (mut out, mut err) = (io::stdout().lock(), io::stderr().lock());
+    // Unlocked handles: the progress line and the logs write from other threads meanwhile.
+    let (mut out, mut err) = (io::stdout(), io::stderr());
     let status = match cli.command {
         Some(Command::CheckConfig { file }) => {
-            commands::check_config(&file, &overrides, &mut out, &mut err)?
+            commands::check_config(&file, &overrides, &mut out, &mut err)
         }
-        Some(Command::Run(args)) => commands::run(&args, &overrides, &mut out, &mut err)?,
-        None => commands::run(&Default::default(), &overrides, &mut out, &mut err)?,
+        Some(Command::Run(args)) => commands::run(&args, &overrides, &mut out, &mut err),
+        Some(Command::Simulate(args)) => commands::simulate(&args, &overrides, &mut out, &mut err),
+        None => commands::run(&Default::default(), &overrides, &mut out, &mut err),
     };
-    Ok(ExitCode::from(status))
+    match status {
+        Ok(code) => ExitCode::from(code),
+        // A reader that went away (`| head`) is not an error of ours.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("agent-system: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -100,18 +100,17 @@ fn garbage_and_missing_files_exit_2_without_panicking() {
 }
 
 #[test]
-fn no_subcommand_prints_the_embedded_default_configuration() {
-    let out = agent_system(&[]);
+fn help_lists_the_subcommands_and_the_embedded_default_configuration_runs() {
+    let out = agent_system(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    for sub in ["run", "simulate", "check-config"] {
+        assert!(help.contains(sub), "{help}");
+    }
+    // No --config: the embedded development profile, here on the virtual clock.
+    let out = agent_system(&["--log-level", "error", "simulate", "--duration", "5s"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("[breakers.llm]\nmax_failures = 2\n"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("runnable-system work"), "{stdout}");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("== summary (simulate, 5.0 s, seed 1) =="), "{stdout}");
+    assert!(stdout.contains("submitted          100"), "{stdout}");
 }

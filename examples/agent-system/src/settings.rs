@@ -1,0 +1,358 @@
+//! The agent system's own `[system]` table: run length, workload, provider and exporter.
+//! Every key is optional; the defaults make the embedded configuration show a breaker opening
+//! during an outage and closing again within the default 40 s run.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ractor_resilience::config::SystemSection;
+use ractor_resilience::core::InvalidSettings;
+use serde::Deserialize;
+
+use crate::provider::http::HttpProviderSettings;
+
+/// `[system]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SystemSettings {
+    /// How long `run` / `simulate` drive the workload when `--duration` is not given.
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    /// Seeds every random choice (simulated provider, jitter): same seed, same `simulate` report.
+    pub seed: u64,
+    /// After the workload stops (or on Ctrl-C / SIGTERM), how long in-flight tasks may finish
+    /// before the rest are cancelled.
+    #[serde(with = "humantime_serde")]
+    pub drain_deadline: Duration,
+    /// How often the progress is logged when stdout is not a terminal.
+    #[serde(with = "humantime_serde")]
+    pub progress_interval: Duration,
+    /// The traffic.
+    pub workload: WorkloadSettings,
+    /// What the workers call.
+    pub provider: ProviderSettings,
+    /// Where `/metrics` and `/health` are served.
+    pub exporter: ExporterSettings,
+}
+
+impl Default for SystemSettings {
+    fn default() -> Self {
+        SystemSettings {
+            duration: Duration::from_secs(40),
+            seed: 1,
+            drain_deadline: Duration::from_secs(5),
+            progress_interval: Duration::from_secs(5),
+            workload: WorkloadSettings::default(),
+            provider: ProviderSettings::default(),
+            exporter: ExporterSettings::default(),
+        }
+    }
+}
+
+/// `[system.workload]`: an open-loop arrival process at `rate` tasks per second.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkloadSettings {
+    /// Tasks per second (evenly spaced arrivals).
+    pub rate: f64,
+    /// The agents the tasks go to, round robin (default: every configured agent).
+    pub agents: Vec<String>,
+    /// Each task's deadline from submission (all attempts and backoff included).
+    #[serde(with = "humantime_serde")]
+    pub task_deadline: Duration,
+    /// `max_tokens` of each request (the simulated provider's latency does not depend on it).
+    pub max_tokens: u32,
+}
+
+impl Default for WorkloadSettings {
+    fn default() -> Self {
+        WorkloadSettings {
+            rate: 20.0,
+            agents: Vec::new(),
+            task_deadline: Duration::from_secs(30),
+            max_tokens: 256,
+        }
+    }
+}
+
+/// `[system.provider]`: `kind = "simulated"` (default) or `kind = "http"`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ProviderSettings {
+    /// The simulated LLM provider.
+    Simulated(SimulatedSettings),
+    /// A real OpenAI-compatible endpoint.
+    Http(HttpProviderSettings),
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        ProviderSettings::Simulated(SimulatedSettings::default())
+    }
+}
+
+/// A window of simulated time, from the start of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// When it starts.
+    #[serde(with = "humantime_serde")]
+    pub start: Duration,
+    /// How long it lasts.
+    #[serde(with = "humantime_serde")]
+    pub length: Duration,
+}
+
+impl Window {
+    /// Whether `t` (since the start of the run) falls inside.
+    pub fn contains(&self, t: Duration) -> bool {
+        t >= self.start && t < self.start + self.length
+    }
+}
+
+/// A latency spike: latencies multiplied by `factor` during the window.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spike {
+    /// When it starts.
+    #[serde(with = "humantime_serde")]
+    pub start: Duration,
+    /// How long it lasts.
+    #[serde(with = "humantime_serde")]
+    pub length: Duration,
+    /// Latency multiplier, ≥ 1.
+    pub factor: f64,
+}
+
+/// The simulated provider's behaviour.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatedSettings {
+    /// Median latency of the lognormal distribution.
+    #[serde(with = "humantime_serde")]
+    pub median_latency: Duration,
+    /// σ of the underlying normal (log-space spread).
+    pub sigma: f64,
+    /// Probability of a 500.
+    pub error_rate: f64,
+    /// Probability of a 429.
+    pub rate_limit_rate: f64,
+    /// The `Retry-After` a 429 carries.
+    #[serde(with = "humantime_serde")]
+    pub rate_limit_retry_after: Duration,
+    /// Windows during which every request fails fast (the provider is down).
+    pub outages: Vec<Window>,
+    /// Windows during which latencies are multiplied.
+    pub spikes: Vec<Spike>,
+}
+
+impl Default for SimulatedSettings {
+    fn default() -> Self {
+        SimulatedSettings {
+            median_latency: Duration::from_millis(80),
+            sigma: 0.5,
+            error_rate: 0.01,
+            rate_limit_rate: 0.005,
+            rate_limit_retry_after: Duration::from_secs(1),
+            outages: vec![Window {
+                start: Duration::from_secs(10),
+                length: Duration::from_secs(8),
+            }],
+            spikes: vec![Spike {
+                start: Duration::from_secs(30),
+                length: Duration::from_secs(4),
+                factor: 4.0,
+            }],
+        }
+    }
+}
+
+/// `[system.exporter]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExporterSettings {
+    /// Address of `/metrics` and `/health`.
+    pub addr: SocketAddr,
+    /// Binding a non-loopback address must be asked for explicitly.
+    pub allow_non_loopback: bool,
+}
+
+impl Default for ExporterSettings {
+    fn default() -> Self {
+        ExporterSettings {
+            addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            allow_non_loopback: false,
+        }
+    }
+}
+
+fn probability(field: &'static str, p: f64) -> Result<(), InvalidSettings> {
+    if p.is_finite() && (0.0..=1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(InvalidSettings::new(
+            field,
+            format!("must be a probability in [0, 1], got {p}"),
+        ))
+    }
+}
+
+impl SystemSection for SystemSettings {
+    fn validate(&self) -> Result<(), InvalidSettings> {
+        if self.duration.is_zero() {
+            return Err(InvalidSettings::new(
+                "duration",
+                "must be greater than zero",
+            ));
+        }
+        let w = &self.workload;
+        if !(w.rate.is_finite() && w.rate > 0.0 && w.rate <= 1_000_000.0) {
+            return Err(InvalidSettings::new(
+                "workload.rate",
+                format!("must be in (0, 1000000] tasks per second, got {}", w.rate),
+            ));
+        }
+        if w.task_deadline.is_zero() {
+            return Err(InvalidSettings::new(
+                "workload.task_deadline",
+                "must be greater than zero",
+            ));
+        }
+        if let ProviderSettings::Simulated(s) = &self.provider {
+            if s.median_latency.is_zero() {
+                return Err(InvalidSettings::new(
+                    "provider.median_latency",
+                    "must be greater than zero",
+                ));
+            }
+            if !(s.sigma.is_finite() && (0.0..=5.0).contains(&s.sigma)) {
+                return Err(InvalidSettings::new(
+                    "provider.sigma",
+                    format!("must be within [0, 5], got {}", s.sigma),
+                ));
+            }
+            probability("provider.error_rate", s.error_rate)?;
+            probability("provider.rate_limit_rate", s.rate_limit_rate)?;
+            if s.error_rate + s.rate_limit_rate > 1.0 {
+                return Err(InvalidSettings::new(
+                    "provider.rate_limit_rate",
+                    "error_rate + rate_limit_rate must not exceed 1",
+                ));
+            }
+            if let Some(spike) = s
+                .spikes
+                .iter()
+                .find(|sp| !(sp.factor.is_finite() && sp.factor >= 1.0))
+            {
+                return Err(InvalidSettings::new(
+                    "provider.spikes",
+                    format!("factor must be a finite number ≥ 1, got {}", spike.factor),
+                ));
+            }
+        }
+        if !self.exporter.allow_non_loopback && !self.exporter.addr.ip().is_loopback() {
+            return Err(InvalidSettings::new(
+                "exporter.addr",
+                format!(
+                    "{} is not a loopback address; set exporter.allow_non_loopback = true to expose metrics",
+                    self.exporter.addr
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for SystemSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "[system]")?;
+        writeln!(
+            f,
+            "duration = \"{}\"",
+            humantime::format_duration(self.duration)
+        )?;
+        writeln!(f, "seed = {}", self.seed)?;
+        writeln!(
+            f,
+            "drain_deadline = \"{}\"",
+            humantime::format_duration(self.drain_deadline)
+        )?;
+        writeln!(
+            f,
+            "progress_interval = \"{}\"",
+            humantime::format_duration(self.progress_interval)
+        )?;
+        writeln!(f, "\n[system.workload]")?;
+        writeln!(f, "rate = {:?}", self.workload.rate)?;
+        writeln!(f, "agents = {:?}", self.workload.agents)?;
+        writeln!(
+            f,
+            "task_deadline = \"{}\"",
+            humantime::format_duration(self.workload.task_deadline)
+        )?;
+        writeln!(f, "max_tokens = {}", self.workload.max_tokens)?;
+        writeln!(f, "\n[system.provider]")?;
+        match &self.provider {
+            ProviderSettings::Simulated(s) => {
+                writeln!(f, "kind = \"simulated\"")?;
+                writeln!(
+                    f,
+                    "median_latency = \"{}\"",
+                    humantime::format_duration(s.median_latency)
+                )?;
+                writeln!(f, "sigma = {:?}", s.sigma)?;
+                writeln!(f, "error_rate = {:?}", s.error_rate)?;
+                writeln!(f, "rate_limit_rate = {:?}", s.rate_limit_rate)?;
+                writeln!(
+                    f,
+                    "rate_limit_retry_after = \"{}\"",
+                    humantime::format_duration(s.rate_limit_retry_after)
+                )?;
+                let outages: Vec<String> = s
+                    .outages
+                    .iter()
+                    .map(|w| {
+                        format!(
+                            "{{ start = \"{}\", length = \"{}\" }}",
+                            humantime::format_duration(w.start),
+                            humantime::format_duration(w.length)
+                        )
+                    })
+                    .collect();
+                writeln!(f, "outages = [{}]", outages.join(", "))?;
+                let spikes: Vec<String> = s
+                    .spikes
+                    .iter()
+                    .map(|sp| {
+                        format!(
+                            "{{ start = \"{}\", length = \"{}\", factor = {:?} }}",
+                            humantime::format_duration(sp.start),
+                            humantime::format_duration(sp.length),
+                            sp.factor
+                        )
+                    })
+                    .collect();
+                writeln!(f, "spikes = [{}]", spikes.join(", "))?;
+            }
+            ProviderSettings::Http(h) => {
+                writeln!(f, "kind = \"http\"")?;
+                writeln!(f, "base_url = {:?}", h.base_url)?;
+                writeln!(f, "model = {:?}", h.model)?;
+                writeln!(f, "api_key_env = {:?}", h.api_key_env)?;
+                writeln!(
+                    f,
+                    "request_timeout = \"{}\"",
+                    humantime::format_duration(h.request_timeout)
+                )?;
+                writeln!(f, "max_body_bytes = {}", h.max_body_bytes)?;
+            }
+        }
+        writeln!(f, "\n[system.exporter]")?;
+        writeln!(f, "addr = \"{}\"", self.exporter.addr)?;
+        writeln!(
+            f,
+            "allow_non_loopback = {}",
+            self.exporter.allow_non_loopback
+        )
+    }
+}

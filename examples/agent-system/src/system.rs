@@ -1,0 +1,295 @@
+//! Who supervises whom, and the run itself: one breaker actor per configured breaker and one
+//! timeout actor per configured timeout (shared by the agents that name them), one supervised
+//! agent per configured agent, and a coordinator that drives the workload into them and tallies
+//! every outcome.
+//!
+//! ```text
+//! coordinator (this module) ──call──▶ agent `llm_worker` (supervisor + N workers) ──▶ provider
+//!                                       │ admits from ─▶ breaker actor `llm`
+//!                                       │ races with  ─▶ timeout actor `llm`
+//!                                       └ retries within budget `default`
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ractor_resilience::agent::{AgentBuilder, AgentHandle, CallOptions};
+use ractor_resilience::breaker::{BreakerActor, BreakerHandle, BreakerOptions};
+use ractor_resilience::budget::SharedBudget;
+use ractor_resilience::core::breaker::BreakerState;
+use ractor_resilience::task::{CancellationToken, TaskId};
+use ractor_resilience::timeout::{TimeoutActor, TimeoutHandle, TimeoutHooks, TimeoutPolicy};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::SystemConfig;
+use crate::agent::{LlmAgent, Provider};
+use crate::provider::CompletionRequest;
+use crate::provider::http::HttpProvider;
+use crate::provider::simulated::SimulatedProvider;
+use crate::report::{Report, Tally, TransitionRecord};
+use crate::settings::ProviderSettings;
+
+/// Why the system could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SystemError {
+    /// An actor could not be spawned.
+    #[error("cannot spawn {what}: {reason}")]
+    Spawn {
+        /// Which one.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The HTTP provider could not be set up (e.g. its API key variable is missing).
+    #[error("provider: {0}")]
+    Provider(String),
+    /// The workload names no agent that exists.
+    #[error("the workload has no agent to send tasks to")]
+    NoAgents,
+}
+
+/// The running system.
+#[derive(Debug)]
+pub struct System {
+    /// The agents, in workload order.
+    pub agents: Vec<AgentHandle<LlmAgent>>,
+    /// Every breaker, by configured name.
+    pub breakers: BTreeMap<String, BreakerHandle>,
+    /// Every timeout actor, by configured name.
+    pub timeouts: BTreeMap<String, TimeoutHandle>,
+    /// Transitions seen so far.
+    pub transitions: Arc<Mutex<Vec<TransitionRecord>>>,
+    /// Outcomes so far.
+    pub tally: Arc<Mutex<Tally>>,
+    /// Time zero of the run.
+    pub start: Instant,
+}
+
+impl System {
+    /// Spawns every actor the configuration describes.
+    pub async fn spawn(config: &SystemConfig) -> Result<System, SystemError> {
+        let settings = &config.system;
+        let start = Instant::now();
+        let provider = match &settings.provider {
+            ProviderSettings::Simulated(s) => {
+                Provider::Simulated(SimulatedProvider::new(s.clone(), settings.seed, start))
+            }
+            ProviderSettings::Http(h) => Provider::Http(Arc::new(
+                HttpProvider::new(h.clone()).map_err(|e| SystemError::Provider(e.to_string()))?,
+            )),
+        };
+        let names: Vec<String> = if settings.workload.agents.is_empty() {
+            config.agents.keys().cloned().collect()
+        } else {
+            settings.workload.agents.clone()
+        };
+        let transitions = Arc::new(Mutex::new(Vec::new()));
+        let mut breakers = BTreeMap::new();
+        let mut timeouts = BTreeMap::new();
+        let mut budgets = BTreeMap::new();
+        let mut agents = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let Some(spec) = config.agents.get(name) else {
+                continue;
+            };
+            let Some(policies) = config.policies(name) else {
+                continue;
+            };
+            if !breakers.contains_key(&spec.breaker) {
+                let log = transitions.clone();
+                let breaker_name = spec.breaker.clone();
+                let hook = Arc::new(move |from: BreakerState, to: BreakerState| {
+                    let at_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    let record = TransitionRecord {
+                        breaker: breaker_name.clone(),
+                        from: from.to_string(),
+                        to: to.to_string(),
+                        at_ms,
+                    };
+                    log.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+                });
+                let options = BreakerOptions::new()
+                    .with_seed(settings.seed ^ (i as u64 + 1))
+                    .with_on_state_change(hook);
+                let handle =
+                    BreakerActor::spawn(spec.breaker.as_str(), policies.breaker.clone(), options)
+                        .await
+                        .map_err(|e| SystemError::Spawn {
+                            what: format!("breaker {}", spec.breaker),
+                            reason: e.to_string(),
+                        })?;
+                breakers.insert(spec.breaker.clone(), handle);
+            }
+            if !timeouts.contains_key(&spec.timeout) {
+                let handle = TimeoutActor::spawn(
+                    &spec.timeout,
+                    TimeoutPolicy::from(policies.timeout),
+                    TimeoutHooks::default(),
+                )
+                .await
+                .map_err(|e| SystemError::Spawn {
+                    what: format!("timeout {}", spec.timeout),
+                    reason: e.to_string(),
+                })?;
+                timeouts.insert(spec.timeout.clone(), handle);
+            }
+            let mut builder = AgentBuilder::new(name.as_str(), {
+                let provider = provider.clone();
+                move || LlmAgent {
+                    provider: provider.clone(),
+                }
+            })
+            .workers(spec.workers.get())
+            .max_pending(spec.max_pending.get())
+            .breaker(breakers[&spec.breaker].clone())
+            .timeout(timeouts[&spec.timeout].clone())
+            .retry_policy(spec.retry.as_str(), policies.retry.clone())
+            .seed(settings.seed.wrapping_add(i as u64));
+            if let (Some(budget_name), Some(budget)) = (&spec.budget, policies.budget) {
+                let shared = budgets
+                    .entry(budget_name.clone())
+                    .or_insert_with(|| SharedBudget::new(*budget))
+                    .clone();
+                builder = builder.budget(shared);
+            }
+            let agent = builder.spawn().await.map_err(|e| SystemError::Spawn {
+                what: format!("agent {name}"),
+                reason: e.to_string(),
+            })?;
+            agents.push(agent);
+        }
+        if agents.is_empty() {
+            return Err(SystemError::NoAgents);
+        }
+        Ok(System {
+            agents,
+            breakers,
+            timeouts,
+            transitions,
+            tally: Arc::new(Mutex::new(Tally::default())),
+            start,
+        })
+    }
+
+    /// Breakers not closed (open, half-open, forced open), by name.
+    pub fn open_breakers(&self) -> Vec<String> {
+        self.breakers
+            .iter()
+            .filter(|(_, b)| {
+                matches!(
+                    b.state(),
+                    BreakerState::Open | BreakerState::HalfOpen | BreakerState::ForcedOpen
+                )
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// A copy of the tally.
+    pub fn tally(&self) -> Tally {
+        self.tally.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Drives the workload for `duration` (or until `stop` fires), then drains: in-flight tasks
+    /// get `drain_deadline` to finish, and every task still pending after that is cancelled.
+    /// Returns the report once every submitted task has its outcome.
+    pub async fn drive(
+        &self,
+        config: &SystemConfig,
+        mode: &str,
+        duration: Duration,
+        stop: CancellationToken,
+    ) -> Report {
+        let settings = &config.system;
+        let interval = Duration::from_secs_f64(1.0 / settings.workload.rate);
+        let cancel_pending = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let mut n: u64 = 0;
+        loop {
+            let offset = interval.mul_f64(n as f64);
+            if offset >= duration {
+                break;
+            }
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep_until(self.start + offset) => {}
+            }
+            let agent = self.agents[(n % self.agents.len() as u64) as usize].clone();
+            let opts = CallOptions {
+                deadline: Some(settings.workload.task_deadline),
+                id: Some(TaskId(n + 1)),
+                cancel: Some(cancel_pending.clone()),
+                ..CallOptions::default()
+            };
+            let request = CompletionRequest {
+                prompt: format!("task {n}: summarise the incident report"),
+                max_tokens: settings.workload.max_tokens,
+            };
+            let tally = self.tally.clone();
+            tally.lock().unwrap_or_else(|e| e.into_inner()).submitted += 1;
+            tasks.spawn(async move {
+                let submitted = Instant::now();
+                let result = agent.call_with(request, opts).await;
+                tally
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .record(&result, submitted.elapsed());
+            });
+            while tasks.try_join_next().is_some() {}
+            n += 1;
+        }
+        let ran_for = if stop.is_cancelled() {
+            self.start.elapsed().min(duration)
+        } else {
+            duration
+        };
+        // Drain: admission has stopped; give in-flight tasks until the deadline, then cancel.
+        let drained = tokio::time::timeout(settings.drain_deadline, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                pending = tasks.len(),
+                "drain deadline passed: cancelling the tasks still pending"
+            );
+            cancel_pending.cancel();
+            while tasks.join_next().await.is_some() {}
+        }
+        let (attempts, retries) = self
+            .agents
+            .iter()
+            .map(|a| a.stats())
+            .fold((0, 0), |(a, r), s| (a + s.attempts, r + s.retries));
+        let transitions = self
+            .transitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Report::new(
+            mode,
+            settings.seed,
+            ran_for,
+            &self.tally(),
+            attempts,
+            retries,
+            transitions,
+        )
+    }
+
+    /// Stops every actor.
+    pub fn stop(&self) {
+        for agent in &self.agents {
+            agent.stop();
+        }
+        for breaker in self.breakers.values() {
+            breaker.stop();
+        }
+        for timeout in self.timeouts.values() {
+            timeout.actor().stop(None);
+        }
+    }
+}
