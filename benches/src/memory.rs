@@ -1,0 +1,193 @@
+//! Resident memory per idle actor / agent, and spawn time per agent.
+//!
+//! Each repetition is a **fresh child process** (this binary with `--rss-probe`): freed memory
+//! of an earlier measurement would otherwise be reused by the allocator and hide the cost of
+//! the next one. The child warms up (runtime threads, allocator arenas, ractor's registry) by
+//! spawning a few hundred of the same kind, reads `VmRSS` from `/proc/self/status`, spawns
+//! `count` more one after the other, lets them settle, and reads `VmRSS` again.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
+use ractor_resilience::agent::{AgentBuilder, AgentHandle};
+use ractor_resilience::breaker::{BreakerActor, BreakerHandle, BreakerOptions};
+use ractor_resilience::core::breaker::BreakerSettings;
+use ractor_resilience::timeout::{TimeoutActor, TimeoutHandle, TimeoutHooks, TimeoutPolicy};
+
+use crate::calls;
+
+/// What a probe spawns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProbeKind {
+    /// Bare no-op ractor actors.
+    Bare,
+    /// Supervised agents with their whole stack (breaker, timeout, supervisor, 1 worker).
+    Agent,
+    /// Agents with their own breaker, sharing one timeout actor (anatomy).
+    AgentSharedTimeout,
+    /// Agents sharing one breaker and one timeout actor: supervisor + 1 worker each (anatomy).
+    AgentShared,
+}
+
+/// What a probe measured.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probe {
+    pub(crate) bytes_per: f64,
+    pub(crate) spawn_us: f64,
+}
+
+/// The resident set size of this process, from `/proc/self/status`.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("VmRSS in /proc/self/status");
+    let kb: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in kB");
+    kb * 1024
+}
+
+const WARM_UP: usize = 256;
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// Runs in the child: spawns `count` of `kind` and prints `{"bytes_per":…,"spawn_us":…}`.
+pub(crate) fn run_probe(kind: ProbeKind, count: usize) {
+    let rt = crate::runtime();
+    let probe = rt.block_on(async move {
+        tokio::spawn(async move {
+            match kind {
+                ProbeKind::Bare => {
+                    let mut keep = Vec::with_capacity(WARM_UP + count);
+                    for _ in 0..WARM_UP {
+                        keep.push(calls::spawn_bare().await);
+                    }
+                    tokio::time::sleep(SETTLE).await;
+                    let before = rss_bytes();
+                    let t0 = Instant::now();
+                    for _ in 0..count {
+                        keep.push(calls::spawn_bare().await);
+                    }
+                    let took = t0.elapsed();
+                    tokio::time::sleep(SETTLE).await;
+                    let after = rss_bytes();
+                    for a in &keep {
+                        a.stop(None);
+                    }
+                    per(before, after, took, count)
+                }
+                kind => {
+                    let shared = Shared::new(kind).await;
+                    let mut keep = Vec::with_capacity(WARM_UP + count);
+                    for i in 0..WARM_UP {
+                        keep.push(shared.spawn(&format!("warm-{i}")).await);
+                    }
+                    tokio::time::sleep(SETTLE).await;
+                    let before = rss_bytes();
+                    let t0 = Instant::now();
+                    for i in 0..count {
+                        keep.push(shared.spawn(&format!("idle-{i}")).await);
+                    }
+                    let took = t0.elapsed();
+                    tokio::time::sleep(SETTLE).await;
+                    let after = rss_bytes();
+                    for a in &keep {
+                        a.stop();
+                    }
+                    per(before, after, took, count)
+                }
+            }
+        })
+        .await
+        .expect("the probe task panicked")
+    });
+    println!(
+        "{}",
+        serde_json::json!({ "bytes_per": probe.bytes_per, "spawn_us": probe.spawn_us })
+    );
+    rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+/// The actors shared by every agent of an anatomy probe.
+struct Shared {
+    breaker: Option<BreakerHandle>,
+    timeout: Option<TimeoutHandle>,
+}
+
+impl Shared {
+    async fn new(kind: ProbeKind) -> Self {
+        let timeout = match kind {
+            ProbeKind::AgentSharedTimeout | ProbeKind::AgentShared => Some(
+                TimeoutActor::spawn(
+                    "shared",
+                    TimeoutPolicy::Fixed(Duration::from_secs(30)),
+                    TimeoutHooks::default(),
+                )
+                .await
+                .expect("spawn the shared timeout actor"),
+            ),
+            _ => None,
+        };
+        let breaker = match kind {
+            ProbeKind::AgentShared => Some(
+                BreakerActor::spawn(
+                    "shared",
+                    BreakerSettings::default(),
+                    BreakerOptions::default(),
+                )
+                .await
+                .expect("spawn the shared breaker"),
+            ),
+            _ => None,
+        };
+        Shared { breaker, timeout }
+    }
+
+    /// One agent with the default policies and a pool of 1, using the shared actors if any.
+    async fn spawn(&self, name: &str) -> AgentHandle<calls::Noop> {
+        let mut b = AgentBuilder::new(name, || calls::Noop);
+        if let Some(t) = &self.timeout {
+            b = b.timeout(t.clone());
+        }
+        if let Some(br) = &self.breaker {
+            b = b.breaker(br.clone());
+        }
+        b.spawn().await.expect("spawn the agent")
+    }
+}
+
+fn per(before: u64, after: u64, took: Duration, count: usize) -> Probe {
+    Probe {
+        bytes_per: after.saturating_sub(before) as f64 / count as f64,
+        spawn_us: took.as_secs_f64() * 1e6 / count as f64,
+    }
+}
+
+/// Runs one probe in a child process.
+pub(crate) fn probe(kind: ProbeKind, count: usize) -> Probe {
+    let exe = std::env::current_exe().expect("the path of this binary");
+    let kind_arg = kind
+        .to_possible_value()
+        .expect("probe kinds have names")
+        .get_name()
+        .to_owned();
+    let out = Command::new(exe)
+        .args(["--rss-probe", &kind_arg, "--count", &count.to_string()])
+        .output()
+        .expect("run the memory probe");
+    assert!(
+        out.status.success(),
+        "the {kind_arg} memory probe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("the probe's JSON");
+    Probe {
+        bytes_per: v["bytes_per"].as_f64().expect("bytes_per"),
+        spawn_us: v["spawn_us"].as_f64().expect("spawn_us"),
+    }
+}
