@@ -34,4 +34,4 @@ pub mod budget;
 pub mod estimator;
 mod settings;
 
-pub use settings::{InvalidSettings, Ratio};
+pub use settings::{InvalidSettings, MAX_DURATION, Ratio};

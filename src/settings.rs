@@ -2,6 +2,23 @@
 //! [`Ratio`] newtype.
 
 use std::fmt;
+use std::time::Duration;
+
+/// The longest duration any setting accepts: one year. A longer one is a mistake in practice,
+/// and it would overflow `Instant` arithmetic.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Checks that `d` is at most [`MAX_DURATION`]; `field` names it in the error.
+pub(crate) fn check_duration(field: &'static str, d: Duration) -> Result<(), InvalidSettings> {
+    if d > MAX_DURATION {
+        Err(InvalidSettings::new(
+            field,
+            format!("must be at most 365 days, got {d:?}"),
+        ))
+    } else {
+        Ok(())
+    }
+}
 
 /// A settings value that breaks a documented rule.
 ///

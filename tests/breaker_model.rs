@@ -253,10 +253,13 @@ impl Model {
             (Kind::Closed, _, MState::Closed { consec }) => {
                 let consec = if failed { consec + 1 } else { 0 };
                 self.state = MState::Closed { consec };
-                if self.window.len() == self.cfg.window {
-                    self.window.pop_front();
+                // The window records only when a rate policy is on (nothing else reads it).
+                if self.cfg.has_rate() {
+                    if self.window.len() == self.cfg.window {
+                        self.window.pop_front();
+                    }
+                    self.window.push_back((failed, slow));
                 }
-                self.window.push_back((failed, slow));
                 if self.cfg.max_failures.is_some_and(|m| consec >= m) {
                     self.open(self.now, TransitionReason::ConsecutiveFailures);
                 } else if self.window.len() >= self.cfg.min_calls.min(self.cfg.window) {

@@ -478,6 +478,8 @@ fn ignored_outcomes_are_not_recorded_in_closed() {
     let mut cb = CircuitBreaker::new(
         BreakerSettings::builder()
             .with_max_failures(2)
+            .with_failure_rate(1.0)
+            .with_count_window(10)
             .build()
             .unwrap(),
     );

@@ -10,3 +10,10 @@ use std::time::Instant;
 pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
+
+/// `at + d`, saturating at a year past `at` instead of overflowing (durations come from
+/// configuration and callers; a huge one means "practically never").
+pub(crate) fn after(at: tokio::time::Instant, d: std::time::Duration) -> tokio::time::Instant {
+    at.checked_add(d)
+        .unwrap_or_else(|| at + ractor_resilience_core::MAX_DURATION)
+}

@@ -4,7 +4,8 @@
 //! Label values come only from configuration names (validated at load to `[a-z0-9_-]{1,64}`) and
 //! fixed enums, never from task data, so the number of series is bounded by the configuration.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use metrics::{
     Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
@@ -18,6 +19,11 @@ pub const BREAKER_STATE: &str = "resilience_circuit_breaker_state";
 pub const BREAKER_CALLS: &str = "resilience_circuit_breaker_calls_total";
 /// `resilience_circuit_breaker_transitions_total{breaker, from, to}`.
 pub const BREAKER_TRANSITIONS: &str = "resilience_circuit_breaker_transitions_total";
+/// `resilience_retry_amplification_ratio{policy}`: attempts ÷ requests (first attempts) under a
+/// retry policy, over every agent of the process that uses it, since the process started. 1
+/// means nothing was retried; a layer that tries everything three times reads 3, and the product
+/// of the ratios along a call chain is the load multiplier at its bottom.
+pub const RETRY_AMPLIFICATION: &str = "resilience_retry_amplification_ratio";
 /// `resilience_retry_calls_total{policy, outcome}`.
 pub const RETRY_CALLS: &str = "resilience_retry_calls_total";
 /// `resilience_retry_attempts_total{policy}`: every attempt, first ones included.
@@ -49,6 +55,10 @@ pub fn describe() {
     describe_counter!(BREAKER_TRANSITIONS, "Circuit breaker state transitions");
     describe_counter!(RETRY_CALLS, "Tasks by retry outcome");
     describe_counter!(RETRY_ATTEMPTS, "Attempts made, first attempts included");
+    describe_gauge!(
+        RETRY_AMPLIFICATION,
+        "Attempts per request (first attempt) under a retry policy: 1 when nothing is retried"
+    );
     describe_counter!(
         TIMEOUT_CALLS,
         "Attempts raced against a timeout, by outcome"
@@ -282,6 +292,38 @@ impl TaskOutcome {
     }
 }
 
+/// Attempts and requests (first attempts) of one retry policy, summed over every agent that
+/// uses it: the source of [`RETRY_AMPLIFICATION`], kept per policy (not per agent) so that agents
+/// sharing a policy do not overwrite each other's ratio.
+#[derive(Debug, Default)]
+struct PolicyTally {
+    /// (attempts, first attempts), updated together so the gauge never reads a torn pair.
+    counts: Mutex<(u64, u64)>,
+}
+
+impl PolicyTally {
+    /// The process-wide tally of `policy` (one per configured policy name: bounded).
+    fn of(policy: &str) -> Arc<PolicyTally> {
+        static TALLIES: OnceLock<Mutex<HashMap<String, Arc<PolicyTally>>>> = OnceLock::new();
+        let mut tallies = TALLIES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        tallies.entry(policy.to_owned()).or_default().clone()
+    }
+
+    /// Counts one attempt and sets `gauge` to attempts ÷ first attempts. The gauge is set under
+    /// the lock, so its last value is always the latest ratio.
+    fn attempt(&self, first: bool, gauge: &Gauge) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.0 += 1;
+        counts.1 += u64::from(first);
+        if counts.1 > 0 {
+            gauge.set(counts.0 as f64 / counts.1 as f64);
+        }
+    }
+}
+
 /// Pre-registered handles for one agent and its retry policy.
 #[derive(Debug, Clone)]
 pub(crate) struct AgentMetrics {
@@ -289,6 +331,8 @@ pub(crate) struct AgentMetrics {
     durations: [Histogram; 5],
     retry_calls: [Counter; 5],
     attempts: Counter,
+    amplification: Gauge,
+    tally: Arc<PolicyTally>,
     restarts: Counter,
     inflight: Gauge,
 }
@@ -313,6 +357,8 @@ impl AgentMetrics {
             durations,
             retry_calls,
             attempts: counter!(RETRY_ATTEMPTS, "policy" => policy.to_string()),
+            amplification: gauge!(RETRY_AMPLIFICATION, "policy" => policy.to_string()),
+            tally: PolicyTally::of(policy),
             restarts: counter!(AGENT_RESTARTS, "agent" => agent.to_string()),
             inflight: gauge!(AGENT_INFLIGHT, "agent" => agent.to_string()),
         }
@@ -327,8 +373,11 @@ impl AgentMetrics {
         self.retry_calls[outcome as usize].increment(1);
     }
 
-    pub(crate) fn attempt(&self) {
+    /// Counts an attempt (`first`: the task's first one, i.e. a new request) and updates the
+    /// policy's amplification ratio.
+    pub(crate) fn attempt(&self, first: bool) {
         self.attempts.increment(1);
+        self.tally.attempt(first, &self.amplification);
     }
 
     pub(crate) fn restart(&self) {

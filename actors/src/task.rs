@@ -84,7 +84,8 @@ pub struct TaskContext {
     pub deadline: Option<tokio::time::Instant>,
     /// Fires when the attempt is abandoned; a well-behaved agent stops its work.
     pub cancel: CancellationToken,
-    /// Whether a downstream call made for this task should be told that this layer retries it.
+    /// Whether a downstream call made for this task should be told that a layer above it retries
+    /// it (this layer, or one further up that told this one).
     pub retries_here: bool,
 }
 

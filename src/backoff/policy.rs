@@ -241,6 +241,7 @@ impl RetryPolicyBuilder {
                 ),
             ));
         }
+        crate::settings::check_duration("max_delay", self.max_delay)?;
         // NaN is not finite, so the first test rejects it.
         if !self.multiplier.is_finite() || self.multiplier < 1.0 {
             return Err(InvalidSettings::new(
@@ -297,12 +298,17 @@ mod tests {
     fn base_delay_saturates_for_huge_exponents_and_multipliers() {
         let policy = RetryPolicy::builder()
             .with_multiplier(1e6)
-            .with_max_delay(Duration::MAX)
+            .with_max_delay(crate::MAX_DURATION)
             .build()
             .unwrap();
         assert_eq!(policy.base_delay(0), Duration::from_secs(1));
-        assert_eq!(policy.base_delay(10_000), Duration::MAX);
-        assert_eq!(policy.base_delay(u32::MAX), Duration::MAX);
+        assert_eq!(policy.base_delay(10_000), crate::MAX_DURATION);
+        assert_eq!(policy.base_delay(u32::MAX), crate::MAX_DURATION);
+        let err = RetryPolicy::builder()
+            .with_max_delay(Duration::MAX)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field, "max_delay");
     }
 
     #[test]

@@ -107,7 +107,8 @@ impl CircuitBreaker {
         }
     }
 
-    /// The Closed window's counts at `now` (empty in other states).
+    /// The Closed window's counts at `now` (empty in other states, and always empty when no
+    /// rate policy is on: then nothing reads the window, so nothing is recorded).
     pub fn window_counts(&self, now: Instant) -> WindowCounts {
         self.window.counts(now)
     }
@@ -117,6 +118,10 @@ impl CircuitBreaker {
     /// Applies every time-driven transition due at or before `now`.
     pub fn advance(&mut self, now: Instant) -> Transitions {
         let mut out = Transitions::default();
+        // The common case (Closed, or a deadline still ahead) does nothing more than this check.
+        if self.next_deadline().is_none_or(|d| now < d) {
+            return out;
+        }
         if let CircuitState::HalfOpen {
             deadline: Some(deadline),
             ..
@@ -290,7 +295,10 @@ impl CircuitBreaker {
             0
         };
         let consecutive = *consecutive_failures;
-        self.window.record(failure, slow, now);
+        // The window only feeds the rate policies: without one there is nothing to record.
+        if self.settings.has_rate_policy() {
+            self.window.record(failure, slow, now);
+        }
         let reason = if self
             .settings
             .max_failures()

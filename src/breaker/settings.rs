@@ -4,6 +4,7 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use crate::settings::check_duration;
 use crate::{InvalidSettings, Ratio};
 
 /// The sliding window over which failure and slow-call rates are computed.
@@ -353,6 +354,17 @@ impl BreakerSettingsBuilder {
                 "half_open_max_wait",
                 "must be greater than zero",
             ));
+        }
+        check_duration("open_duration", self.open_duration)?;
+        check_duration("slow_call_duration", slow_call_duration)?;
+        if let SlidingWindow::Time(d) = window {
+            check_duration("window_duration", d)?;
+        }
+        if let Some(b) = &open_backoff {
+            check_duration("max_open_duration", b.max)?;
+        }
+        if let Some(w) = self.half_open_max_wait {
+            check_duration("half_open_max_wait", w)?;
         }
         Ok(BreakerSettings {
             max_failures,

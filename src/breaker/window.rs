@@ -116,9 +116,10 @@ impl Window {
                     let old = ring[*head];
                     counts.sub(old & FAILURE != 0, old & SLOW != 0);
                     ring[*head] = bits;
-                    *head = (*head + 1) % cap;
+                    *head = if *head + 1 == cap { 0 } else { *head + 1 };
                 } else {
-                    ring[(*head + *len) % cap] = bits;
+                    let i = *head + *len;
+                    ring[if i >= cap { i - cap } else { i }] = bits;
                     *len += 1;
                 }
                 counts.add(failure, slow);

@@ -263,6 +263,9 @@ impl AdaptiveTimeoutSettingsBuilder {
     /// An [`InvalidSettings`] naming the first offending field, checked in this order:
     /// `quantile`, `padding`, `max`, `min`, `initial`, `min_samples`, `window`.
     pub fn build(self) -> Result<AdaptiveTimeoutSettings, InvalidSettings> {
+        // `min` and `initial` must not exceed `max`, so bounding `max` bounds them too.
+        crate::settings::check_duration("max", self.max)?;
+        crate::settings::check_duration("granularity", self.granularity)?;
         let q = self.quantile;
         if !(q.is_finite() && 0.0 < q && q < 1.0) {
             return Err(InvalidSettings::new(

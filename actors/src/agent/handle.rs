@@ -187,7 +187,8 @@ impl Drop for HeldPermit<'_> {
 }
 
 impl<A: Agent> Shared<A> {
-    fn admit(&self) -> Result<Admitted, CallError<A::Error>> {
+    /// Admits a task (or refuses it at once). `retried_upstream`: a layer above retries it.
+    fn admit(&self, retried_upstream: bool) -> Result<Admitted, CallError<A::Error>> {
         if self.closed.load(Ordering::Acquire) {
             self.metrics.task(TaskOutcome::Rejected, Duration::ZERO);
             return Err(CallError::Unavailable);
@@ -201,7 +202,11 @@ impl<A: Agent> Shared<A> {
             });
         }
         self.metrics.inflight(n + 1);
-        if let Some(budget) = &self.budget {
+        // A task retried upstream is not a new request: the layer that retries it deposited
+        // for it already, and it is never retried here. Depositing again would let a budget
+        // shared along a call chain grow with the chain's depth (A → B → C sharing a 10% budget
+        // would allow 30% of the original requests as retries).
+        if let (Some(budget), false) = (&self.budget, retried_upstream) {
             budget.deposit();
         }
         Ok(Admitted {
@@ -212,8 +217,9 @@ impl<A: Agent> Shared<A> {
         })
     }
 
-    pub(crate) fn count_attempt(&self) {
-        self.metrics.attempt();
+    /// Counts attempt number `attempt` of a task (1: its first, a new request at this layer).
+    pub(crate) fn count_attempt(&self, attempt: u32) {
+        self.metrics.attempt(attempt == 1);
         self.attempts.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -223,6 +229,14 @@ impl<A: Agent> Shared<A> {
         } else {
             self.retry.max_attempts()
         }
+    }
+
+    /// Whether a layer retries a task arriving with `retried_upstream`: one above (then this
+    /// one makes a single attempt) or this one. A downstream call made for the task is told so,
+    /// which keeps every layer below from retrying — also below a layer that does not retry
+    /// *because* one above it does (the flag must not be lost after one hop).
+    pub(crate) fn retried_at_or_above(&self, retried_upstream: bool) -> bool {
+        retried_upstream || self.max_attempts(false) > 1
     }
 
     /// Records the end of one attempt with the breaker and the timeout actor.
@@ -381,7 +395,7 @@ impl<A: Agent> AgentHandle<A> {
 
     /// Runs `task` with options and waits for its outcome.
     pub async fn call_with(&self, task: A::Task, opts: CallOptions) -> Outcome<A> {
-        let mut admitted = self.shared.admit()?;
+        let mut admitted = self.shared.admit(opts.retried_upstream)?;
         let id = opts.id.unwrap_or_else(TaskId::next);
         // The task's own signal: fired by the caller's, and when this future is dropped, so that
         // an abandoned call stops its worker and its retries.
@@ -390,7 +404,7 @@ impl<A: Agent> AgentHandle<A> {
             .as_ref()
             .map_or_else(CancellationToken::new, CancellationToken::child_token);
         let _cancel_on_drop = cancel.clone().drop_guard();
-        let deadline = opts.deadline.map(|d| admitted.submitted + d);
+        let deadline = opts.deadline.map(|d| clock::after(admitted.submitted, d));
         let span = tracing::info_span!(
             "task",
             agent = %self.shared.name,
@@ -441,11 +455,11 @@ impl<A: Agent> AgentHandle<A> {
         let ctx = TaskContext {
             id,
             attempt: 1,
-            deadline: Some(Instant::now() + after),
+            deadline: Some(clock::after(Instant::now(), after)),
             cancel: attempt_cancel.clone(),
-            retries_here: shared.max_attempts(opts.retried_upstream) > 1,
+            retries_here: shared.retried_at_or_above(opts.retried_upstream),
         };
-        shared.count_attempt();
+        shared.count_attempt(1);
         let started = Instant::now();
         let attempt_span = tracing::debug_span!("attempt", task = %id, attempt = 1u32, outcome = tracing::field::Empty);
         let result = match shared.pool.pick() {
@@ -479,6 +493,12 @@ impl<A: Agent> AgentHandle<A> {
                 }
             }
         };
+        // An attempt that failed because the task was cancelled (its worker dropped the queued
+        // attempt, or answered early) ends the task cancelled, not failed.
+        if result.is_err() && cancel.is_cancelled() {
+            drop(permit); // handed back as Ignored
+            return (1, Err(CallError::Cancelled));
+        }
         // 3. record
         attempt_span.record("outcome", attempt_label(&result));
         shared.record_attempt(permit.take(), &result, operation, started.elapsed());
@@ -539,14 +559,14 @@ impl<A: Agent> AgentHandle<A> {
         opts: CallOptions,
         reply: Option<ReplyTo<Outcome<A>>>,
     ) -> Result<TaskId, CallError<A::Error>> {
-        let admitted = self.shared.admit()?;
+        let admitted = self.shared.admit(opts.retried_upstream)?;
         let id = opts.id.unwrap_or_else(TaskId::next);
         let request = RetryRequest {
             task,
             id,
             attempt: 0,
             error: AttemptError::NoWorker,
-            deadline: opts.deadline.map(|d| admitted.submitted + d),
+            deadline: opts.deadline.map(|d| clock::after(admitted.submitted, d)),
             cancel: opts.cancel.unwrap_or_default(),
             operation: opts.operation,
             retried_upstream: opts.retried_upstream,

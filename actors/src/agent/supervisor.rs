@@ -29,6 +29,7 @@ use super::error::{AttemptError, CallError};
 use super::handle::{Admitted, Shared};
 use super::worker::{AgentFactory, WorkerActor, WorkerMsg};
 use super::{Agent, Outcome};
+use crate::clock;
 use crate::reply::ReplyTo;
 use crate::task::{CancellationToken, TaskContext, TaskId};
 use crate::timeout::{DeadlineQueue, TimerId};
@@ -406,7 +407,8 @@ impl<A: Agent> SupervisorState<A> {
             .backoff(&mut self.rng)
             .nth(n)
             .unwrap_or(self.settings.max_backoff);
-        self.timers.insert(now + delay, Timer::Restart(slot));
+        self.timers
+            .insert(clock::after(now, delay), Timer::Restart(slot));
         Ok(())
     }
 
@@ -544,7 +546,10 @@ impl<A: Agent> SupervisorState<A> {
             (breaker_wait + policy_delay).max(pushback)
         };
         let p = self.tasks.get_mut(&key).expect("present");
-        if p.req.deadline.is_some_and(|d| now + delay >= d) {
+        if p.req
+            .deadline
+            .is_some_and(|d| clock::after(now, delay) >= d)
+        {
             tracing::debug!(task = %p.req.id, ?delay, "the deadline leaves no room for another attempt");
             return self.finish(key, Err(Shared::<A>::final_error(error, attempt)));
         }
@@ -563,7 +568,8 @@ impl<A: Agent> SupervisorState<A> {
         self.shared
             .retries
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.timers.insert(now + delay, Timer::Resend(key));
+        self.timers
+            .insert(clock::after(now, delay), Timer::Resend(key));
     }
 
     fn start_attempt(&mut self, myself: &ActorRef<SupervisorMsg<A>>, key: u64) {
@@ -613,12 +619,18 @@ impl<A: Agent> SupervisorState<A> {
                 let now = Instant::now();
                 let step = p.backoff.as_mut().and_then(Iterator::next);
                 if let Some(step) = step.filter(|_| p.req.attempt > 0) {
-                    let breaker_wait = rejected.retry_after.map_or(Duration::ZERO, |at| {
-                        Instant::from_std(at).saturating_duration_since(now)
-                    });
+                    // Open: not before its end. HalfOpen: its retry_after is the probes'
+                    // max-wait deadline, far later than their usual answer; the step is enough.
+                    let breaker_wait = rejected
+                        .retry_after
+                        .filter(|_| rejected.state == BreakerState::Open)
+                        .map_or(Duration::ZERO, |at| {
+                            Instant::from_std(at).saturating_duration_since(now)
+                        });
                     let wait = step.max(breaker_wait);
-                    if p.req.deadline.is_none_or(|d| now + wait < d) {
-                        self.timers.insert(now + wait, Timer::Resend(key));
+                    if p.req.deadline.is_none_or(|d| clock::after(now, wait) < d) {
+                        self.timers
+                            .insert(clock::after(now, wait), Timer::Resend(key));
                         return;
                     }
                 }
@@ -632,10 +644,11 @@ impl<A: Agent> SupervisorState<A> {
         let after = shared.attempt_timeout(p.req.operation.as_deref(), p.req.deadline);
         let cancel = p.req.cancel.child_token();
         let now = Instant::now();
-        let timer = self
-            .timers
-            .insert(now + after, Timer::AttemptDeadline(key, attempt));
-        shared.count_attempt();
+        let timer = self.timers.insert(
+            clock::after(now, after),
+            Timer::AttemptDeadline(key, attempt),
+        );
+        shared.count_attempt(attempt);
         let Some(worker) = shared.pool.pick() else {
             self.timers.cancel(timer);
             shared.record_attempt(permit, &Err(AttemptError::NoWorker), None, Duration::ZERO);
@@ -644,9 +657,9 @@ impl<A: Agent> SupervisorState<A> {
         let ctx = TaskContext {
             id: p.req.id,
             attempt,
-            deadline: Some(now + after),
+            deadline: Some(clock::after(now, after)),
             cancel: cancel.clone(),
-            retries_here: shared.max_attempts(p.req.retried_upstream) > 1,
+            retries_here: shared.retried_at_or_above(p.req.retried_upstream),
         };
         let me = myself.clone();
         let reply = ReplyTo::callback(move |result| {

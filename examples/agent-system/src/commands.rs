@@ -45,11 +45,14 @@ pub fn check_config(
 
 /// Loads `--config` (or the embedded default) with the environment overrides, printing every
 /// mistake to `err`.
+/// `--seed` and `--duration` override the configuration's `system.seed` and `system.duration`.
 fn load(
     config: Option<&Path>,
+    seed: Option<u64>,
+    duration: Option<std::time::Duration>,
     overrides: &EnvOverrides,
     err: &mut impl Write,
-) -> io::Result<Option<SystemConfig>> {
+) -> io::Result<Option<(SystemConfig, std::time::Duration)>> {
     let loaded = match config {
         Some(file) => SystemConfig::load_with_env(file, overrides),
         None => {
@@ -57,7 +60,13 @@ fn load(
         }
     };
     match loaded {
-        Ok(config) => Ok(Some(config)),
+        Ok(mut config) => {
+            if let Some(seed) = seed {
+                config.system.seed = seed;
+            }
+            let duration = duration.unwrap_or(config.system.duration);
+            Ok(Some((config, duration)))
+        }
         Err(errors) => {
             writeln!(err, "{errors}")?;
             Ok(None)
@@ -77,13 +86,16 @@ pub fn run(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> io::Result<u8> {
-    let Some(mut config) = load(args.config.as_deref(), overrides, err)? else {
+    let Some((config, duration)) = load(
+        args.config.as_deref(),
+        args.seed,
+        args.duration,
+        overrides,
+        err,
+    )?
+    else {
         return Ok(EXIT_INVALID_CONFIG);
     };
-    if let Some(seed) = args.seed {
-        config.system.seed = seed;
-    }
-    let duration = args.duration.unwrap_or(config.system.duration);
     let addr = args.metrics_addr.unwrap_or(config.system.exporter.addr);
     let allow = args.allow_non_loopback || config.system.exporter.allow_non_loopback;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -112,6 +124,10 @@ pub fn run(
                 return Ok(EXIT_INVALID_CONFIG);
             }
         };
+        // Before the banner: a supervisor that sees it may signal at once, and a signal that
+        // came before the handlers were installed would kill the process (no drain, no report).
+        let stop = CancellationToken::new();
+        spawn_signal_handler(stop.clone());
         writeln!(
             out,
             "agent system: {} agent(s), {} tasks/s for {}; metrics on http://{bound}/metrics, health on http://{bound}/health",
@@ -120,8 +136,6 @@ pub fn run(
             humantime::format_duration(duration)
         )?;
         out.flush()?;
-        let stop = CancellationToken::new();
-        spawn_signal_handler(stop.clone());
         let progress = progress::spawn(&system, config.system.progress_interval);
         let report = system.drive(&config, "run", duration, stop).await;
         progress.abort();
@@ -142,13 +156,16 @@ pub fn simulate(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> io::Result<u8> {
-    let Some(mut config) = load(args.config.as_deref(), overrides, err)? else {
+    let Some((config, duration)) = load(
+        args.config.as_deref(),
+        args.seed,
+        args.duration,
+        overrides,
+        err,
+    )?
+    else {
         return Ok(EXIT_INVALID_CONFIG);
     };
-    if let Some(seed) = args.seed {
-        config.system.seed = seed;
-    }
-    let duration = args.duration.unwrap_or(config.system.duration);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -195,14 +212,16 @@ fn finish(
     Ok(0)
 }
 
-/// First Ctrl-C / SIGTERM: stop admitting and drain. Second: exit at once.
+/// First Ctrl-C / SIGTERM: stop admitting and drain. Second: exit at once. The handlers are
+/// installed before this returns, and stay installed, so no signal is missed in between.
 fn spawn_signal_handler(stop: CancellationToken) {
+    let mut signals = Signals::install();
     tokio::spawn(async move {
-        let mut signals = 0;
+        let mut count = 0;
         loop {
-            wait_for_signal().await;
-            signals += 1;
-            if signals == 1 {
+            signals.recv().await;
+            count += 1;
+            if count == 1 {
                 tracing::warn!(
                     "shutdown requested: draining (send the signal again to exit at once)"
                 );
@@ -215,23 +234,51 @@ fn spawn_signal_handler(stop: CancellationToken) {
     });
 }
 
+/// SIGTERM and SIGINT (Ctrl-C), registered once.
 #[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+    }
+
+    async fn recv(&mut self) {
+        async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+            // A stream that cannot be had (or has ended) never fires.
+            if let Some(s) = signal {
+                if s.recv().await.is_some() {
+                    return;
+                }
+            }
+            std::future::pending().await
+        }
+        tokio::select! {
+            () = next(&mut self.term) => {}
+            () = next(&mut self.int) => {}
         }
     }
 }
 
+/// Ctrl-C.
 #[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn install() -> Self {
+        Signals
+    }
+
+    async fn recv(&mut self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -9,7 +9,7 @@ use ractor_resilience::config::SystemSection;
 use ractor_resilience::core::InvalidSettings;
 use serde::Deserialize;
 
-use crate::provider::http::HttpProviderSettings;
+use crate::provider::http::{HttpProviderSettings, ProviderSetupError};
 
 /// `[system]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -77,7 +77,7 @@ impl Default for WorkloadSettings {
 
 /// `[system.provider]`: `kind = "simulated"` (default) or `kind = "http"`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(try_from = "ProviderTable")]
 pub enum ProviderSettings {
     /// The simulated LLM provider.
     Simulated(SimulatedSettings),
@@ -88,6 +88,105 @@ pub enum ProviderSettings {
 impl Default for ProviderSettings {
     fn default() -> Self {
         ProviderSettings::Simulated(SimulatedSettings::default())
+    }
+}
+
+/// `[system.provider]` as written: every key of either kind, so that a value of the wrong type
+/// or an unknown key is reported with its own key and line. (An internally tagged enum buffers
+/// the table first, and every such mistake was blamed on `system.provider` at its header.)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderTable {
+    kind: ProviderKind,
+    #[serde(default, with = "humantime_serde")]
+    median_latency: Option<Duration>,
+    sigma: Option<f64>,
+    error_rate: Option<f64>,
+    rate_limit_rate: Option<f64>,
+    #[serde(default, with = "humantime_serde")]
+    rate_limit_retry_after: Option<Duration>,
+    outages: Option<Vec<Window>>,
+    spikes: Option<Vec<Spike>>,
+    base_url: Option<String>,
+    model: Option<String>,
+    api_key_env: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    request_timeout: Option<Duration>,
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ProviderKind {
+    Simulated,
+    Http,
+}
+
+impl TryFrom<ProviderTable> for ProviderSettings {
+    type Error = String;
+
+    fn try_from(t: ProviderTable) -> Result<Self, String> {
+        let not_for = |kind: &str, keys: &[(&str, bool)]| match keys.iter().find(|(_, set)| *set) {
+            Some((key, _)) => Err(format!("`{key}` is not a setting of kind = \"{kind}\"")),
+            None => Ok(()),
+        };
+        match t.kind {
+            ProviderKind::Simulated => {
+                not_for(
+                    "simulated",
+                    &[
+                        ("base_url", t.base_url.is_some()),
+                        ("model", t.model.is_some()),
+                        ("api_key_env", t.api_key_env.is_some()),
+                        ("request_timeout", t.request_timeout.is_some()),
+                        ("max_body_bytes", t.max_body_bytes.is_some()),
+                    ],
+                )?;
+                let d = SimulatedSettings::default();
+                Ok(ProviderSettings::Simulated(SimulatedSettings {
+                    median_latency: t.median_latency.unwrap_or(d.median_latency),
+                    sigma: t.sigma.unwrap_or(d.sigma),
+                    error_rate: t.error_rate.unwrap_or(d.error_rate),
+                    rate_limit_rate: t.rate_limit_rate.unwrap_or(d.rate_limit_rate),
+                    rate_limit_retry_after: t
+                        .rate_limit_retry_after
+                        .unwrap_or(d.rate_limit_retry_after),
+                    outages: t.outages.unwrap_or(d.outages),
+                    spikes: t.spikes.unwrap_or(d.spikes),
+                }))
+            }
+            ProviderKind::Http => {
+                not_for(
+                    "http",
+                    &[
+                        ("median_latency", t.median_latency.is_some()),
+                        ("sigma", t.sigma.is_some()),
+                        ("error_rate", t.error_rate.is_some()),
+                        ("rate_limit_rate", t.rate_limit_rate.is_some()),
+                        ("rate_limit_retry_after", t.rate_limit_retry_after.is_some()),
+                        ("outages", t.outages.is_some()),
+                        ("spikes", t.spikes.is_some()),
+                    ],
+                )?;
+                let required = |key: &str, v: Option<String>| {
+                    v.ok_or_else(|| {
+                        format!("missing field `{key}` (required with kind = \"http\")")
+                    })
+                };
+                let mut h = HttpProviderSettings::new(
+                    required("base_url", t.base_url)?,
+                    required("model", t.model)?,
+                    required("api_key_env", t.api_key_env)?,
+                );
+                if let Some(timeout) = t.request_timeout {
+                    h.request_timeout = timeout;
+                }
+                if let Some(bytes) = t.max_body_bytes {
+                    h.max_body_bytes = bytes;
+                }
+                Ok(ProviderSettings::Http(h))
+            }
+        }
     }
 }
 
@@ -186,6 +285,29 @@ impl Default for ExporterSettings {
     }
 }
 
+/// The longest duration any `[system]` setting accepts: 100 years, beyond any real run and far
+/// from where adding it to a clock reading would overflow (and panic).
+pub const MAX_DURATION: Duration = Duration::from_secs(3_155_760_000); // 100 × 365.25 days
+
+/// The lowest workload rate: one task per 1,000 s (a lower one made the interval between
+/// arrivals overflow a `Duration`).
+pub const MIN_RATE: f64 = 0.001;
+
+fn at_most_max(field: &'static str, d: Duration) -> Result<(), InvalidSettings> {
+    if d <= MAX_DURATION {
+        Ok(())
+    } else {
+        Err(InvalidSettings::new(
+            field,
+            format!(
+                "must be at most {}, got {}",
+                humantime::format_duration(MAX_DURATION),
+                humantime::format_duration(d)
+            ),
+        ))
+    }
+}
+
 fn probability(field: &'static str, p: f64) -> Result<(), InvalidSettings> {
     if p.is_finite() && (0.0..=1.0).contains(&p) {
         Ok(())
@@ -205,11 +327,23 @@ impl SystemSection for SystemSettings {
                 "must be greater than zero",
             ));
         }
+        at_most_max("duration", self.duration)?;
+        at_most_max("drain_deadline", self.drain_deadline)?;
+        if self.progress_interval.is_zero() {
+            return Err(InvalidSettings::new(
+                "progress_interval",
+                "must be greater than zero",
+            ));
+        }
+        at_most_max("progress_interval", self.progress_interval)?;
         let w = &self.workload;
-        if !(w.rate.is_finite() && w.rate > 0.0 && w.rate <= 1_000_000.0) {
+        if !(w.rate.is_finite() && (MIN_RATE..=1_000_000.0).contains(&w.rate)) {
             return Err(InvalidSettings::new(
                 "workload.rate",
-                format!("must be in (0, 1000000] tasks per second, got {}", w.rate),
+                format!(
+                    "must be in [{MIN_RATE}, 1000000] tasks per second, got {:?}",
+                    w.rate
+                ),
             ));
         }
         if w.task_deadline.is_zero() {
@@ -218,7 +352,40 @@ impl SystemSection for SystemSettings {
                 "must be greater than zero",
             ));
         }
+        at_most_max("workload.task_deadline", w.task_deadline)?;
+        if let ProviderSettings::Http(h) = &self.provider {
+            // Checked here too, not only when the provider is built, so that `check-config`
+            // reports a bad value with its line like every other mistake.
+            if let Err(e) = h.validate() {
+                let field = match &e {
+                    ProviderSetupError::InvalidSetting { field, .. } => match *field {
+                        "base_url" => "provider.base_url",
+                        "model" => "provider.model",
+                        "api_key_env" => "provider.api_key_env",
+                        "request_timeout" => "provider.request_timeout",
+                        "max_body_bytes" => "provider.max_body_bytes",
+                        _ => "provider",
+                    },
+                    _ => "provider",
+                };
+                let reason = match e {
+                    ProviderSetupError::InvalidSetting { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                return Err(InvalidSettings::new(field, reason));
+            }
+        }
         if let ProviderSettings::Simulated(s) = &self.provider {
+            at_most_max("provider.median_latency", s.median_latency)?;
+            at_most_max("provider.rate_limit_retry_after", s.rate_limit_retry_after)?;
+            for w in &s.outages {
+                at_most_max("provider.outages", w.start)?;
+                at_most_max("provider.outages", w.length)?;
+            }
+            for sp in &s.spikes {
+                at_most_max("provider.spikes", sp.start)?;
+                at_most_max("provider.spikes", sp.length)?;
+            }
             if s.median_latency.is_zero() {
                 return Err(InvalidSettings::new(
                     "provider.median_latency",

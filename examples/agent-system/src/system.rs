@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ractor_resilience::agent::{AgentBuilder, AgentHandle, CallOptions};
+use ractor_resilience::agent::{AgentBuilder, AgentHandle, CallError, CallOptions};
 use ractor_resilience::breaker::{BreakerActor, BreakerHandle, BreakerOptions};
 use ractor_resilience::budget::SharedBudget;
 use ractor_resilience::core::breaker::BreakerState;
@@ -230,9 +230,19 @@ impl System {
             };
             let tally = self.tally.clone();
             tally.lock().unwrap_or_else(|e| e.into_inner()).submitted += 1;
+            let cancelled = cancel_pending.clone();
             tasks.spawn(async move {
                 let submitted = Instant::now();
-                let result = agent.call_with(request, opts).await;
+                // Once the drain deadline passes, a task still pending ends `cancelled`, whatever
+                // its call would have said next: the agent's own answer to the signal can be a
+                // queued attempt's dropped reply (counted `failed`, worker lost) or a provider
+                // that stopped early and answered anyway (counted `succeeded`). Dropping the
+                // call here stops its attempt, and the agent counts it cancelled too.
+                let result = tokio::select! {
+                    biased;
+                    () = cancelled.cancelled() => Err(CallError::Cancelled),
+                    result = agent.call_with(request, opts) => result,
+                };
                 tally
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())

@@ -110,7 +110,15 @@ fn help_lists_the_subcommands_and_the_embedded_default_configuration_runs() {
     // No --config: the embedded development profile, here on the virtual clock.
     let out = agent_system(&["--log-level", "error", "simulate", "--duration", "5s"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("== summary (simulate, 5.0 s, seed 1) =="), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("== summary (simulate, 5.0 s, seed 1) =="),
+        "{stdout}"
+    );
     assert!(stdout.contains("submitted          100"), "{stdout}");
 }

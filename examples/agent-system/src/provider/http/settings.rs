@@ -65,7 +65,7 @@ impl HttpProviderSettings {
     }
 
     /// The chat-completions URL, after checking every setting.
-    pub(super) fn validate(&self) -> Result<reqwest::Url, ProviderSetupError> {
+    pub(crate) fn validate(&self) -> Result<reqwest::Url, ProviderSetupError> {
         let invalid = |field: &'static str, reason: String| ProviderSetupError::InvalidSetting {
             field,
             reason,
@@ -83,6 +83,15 @@ impl HttpProviderSettings {
             return Err(invalid(
                 "request_timeout",
                 "must be greater than zero".into(),
+            ));
+        }
+        if self.request_timeout > crate::settings::MAX_DURATION {
+            return Err(invalid(
+                "request_timeout",
+                format!(
+                    "must be at most {}",
+                    humantime::format_duration(crate::settings::MAX_DURATION)
+                ),
             ));
         }
         if self.max_body_bytes == 0 {
