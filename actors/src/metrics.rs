@@ -255,6 +255,13 @@ impl TimeoutMetrics {
 }
 
 /// Final task outcomes (`outcome` label of [`TASKS`] and [`TASK_DURATION`]).
+///
+/// ```
+/// use ractor_resilience::metrics::TaskOutcome;
+///
+/// assert_eq!(TaskOutcome::TimedOut.as_str(), "timed_out");
+/// assert_eq!(TaskOutcome::ALL.len(), 5);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskOutcome {

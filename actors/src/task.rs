@@ -74,6 +74,16 @@ impl<T> TaskEnvelope<T> {
 
 /// What a worker sees besides the task: the envelope's metadata, the deadline of this attempt
 /// and the cancellation signal (fired on timeout, caller cancellation or shutdown).
+///
+/// ```
+/// use ractor_resilience::task::{CancellationToken, TaskContext, TaskId};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let ctx = TaskContext { id: TaskId(3), attempt: 1, deadline: None, cancel: CancellationToken::new(), retries_here: true };
+/// let downstream = ctx.downstream("sub-task");
+/// assert_eq!((downstream.id, downstream.retried_upstream, downstream.deadline_in), (TaskId(3), true, None));
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 pub struct TaskContext {
     /// The task's id.

@@ -8,6 +8,14 @@ use crate::settings::check_duration;
 use crate::{InvalidSettings, Ratio};
 
 /// The sliding window over which failure and slow-call rates are computed.
+///
+/// ```
+/// use std::time::Duration;
+/// use ractor_resilience_core::breaker::{BreakerSettings, SlidingWindow};
+///
+/// let s = BreakerSettings::builder().with_failure_rate(0.5).with_time_window(Duration::from_secs(60)).build().unwrap();
+/// assert_eq!(s.window(), SlidingWindow::Time(Duration::from_secs(60)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlidingWindow {
     /// The last `n` recorded calls (resilience4j `COUNT_BASED`).
@@ -26,6 +34,15 @@ pub const TIME_WINDOW_BUCKETS: usize = 10;
 ///
 /// The k-th consecutive opening (k = 0 for the first one after Closed) stays open for
 /// `min(max, open_duration × multiplier^k × (1 + U[0, jitter]))`.
+///
+/// ```
+/// use std::time::Duration;
+/// use ractor_resilience_core::breaker::BreakerSettings;
+///
+/// let s = BreakerSettings::builder().with_open_backoff(2.0, Duration::from_secs(300), 0.1).build().unwrap();
+/// let b = s.open_backoff().unwrap();
+/// assert_eq!((b.multiplier, b.max, b.jitter.get()), (2.0, Duration::from_secs(300), 0.1));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OpenBackoff {
     /// Growth factor per consecutive re-open, ≥ 1.
@@ -152,6 +169,15 @@ impl BreakerSettings {
 }
 
 /// Builds [`BreakerSettings`]; every value is checked by [`build`](Self::build).
+///
+/// ```
+/// use std::time::Duration;
+/// use ractor_resilience_core::breaker::BreakerSettings;
+///
+/// let err = BreakerSettings::builder().with_half_open_probes(2).with_half_open_successes(3).build().unwrap_err();
+/// assert_eq!(err.field, "half_open_successes");
+/// assert!(BreakerSettings::builder().with_open_duration(Duration::from_secs(15)).build().is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
 pub struct BreakerSettingsBuilder {

@@ -129,6 +129,17 @@ impl CircuitState {
 }
 
 /// Why a transition happened.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use ractor_resilience_core::breaker::{BreakerSettings, CircuitBreaker, TransitionReason};
+///
+/// let now = Instant::now();
+/// let mut cb = CircuitBreaker::new(BreakerSettings::builder().with_max_failures(1).build().unwrap());
+/// let permit = cb.try_acquire(now).decision.unwrap();
+/// let t = cb.on_failure(permit, Duration::from_millis(1), now).last().unwrap();
+/// assert_eq!(t.reason, TransitionReason::ConsecutiveFailures);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransitionReason {
@@ -155,6 +166,18 @@ pub enum TransitionReason {
 }
 
 /// One state change, returned by the method whose input caused it.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use ractor_resilience_core::breaker::{BreakerSettings, BreakerState, CircuitBreaker};
+///
+/// let now = Instant::now();
+/// let mut cb = CircuitBreaker::new(BreakerSettings::builder().with_max_failures(1).build().unwrap());
+/// let permit = cb.try_acquire(now).decision.unwrap();
+/// let t = cb.on_failure(permit, Duration::from_millis(1), now).last().unwrap();
+/// assert_eq!((t.from, t.to, t.at, t.generation), (BreakerState::Closed, BreakerState::Open, now, 1));
+/// assert_eq!(t.until, Some(now + Duration::from_secs(10)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transition {
     /// The state left.
@@ -294,6 +317,20 @@ pub struct Rejected {
 }
 
 /// The result of [`CircuitBreaker::try_acquire`](super::CircuitBreaker::try_acquire).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use ractor_resilience_core::breaker::{BreakerSettings, BreakerState, CircuitBreaker};
+///
+/// let now = Instant::now();
+/// let mut cb = CircuitBreaker::new(BreakerSettings::builder().with_max_failures(1).build().unwrap());
+/// let permit = cb.try_acquire(now).decision.unwrap();
+/// let _ = cb.on_failure(permit, Duration::from_millis(1), now);
+/// // Ten seconds later the open period has ended: the admission reports Open -> HalfOpen.
+/// let admission = cb.try_acquire(now + Duration::from_secs(10));
+/// assert!(admission.decision.unwrap().is_probe());
+/// assert_eq!(admission.transitions.last().unwrap().to, BreakerState::HalfOpen);
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 pub struct Admission {
     /// A permit, or why not.
@@ -303,6 +340,18 @@ pub struct Admission {
 }
 
 /// How the user classified a call's result.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use ractor_resilience_core::breaker::{BreakerSettings, CallOutcome, CircuitBreaker, CircuitState};
+///
+/// let now = Instant::now();
+/// let mut cb = CircuitBreaker::new(BreakerSettings::builder().with_max_failures(1).build().unwrap());
+/// let permit = cb.try_acquire(now).decision.unwrap();
+/// // A caller's bad request: not recorded, so it cannot trip the breaker.
+/// assert!(cb.on_outcome(permit, CallOutcome::Ignored, Duration::ZERO, now).is_empty());
+/// assert_eq!(*cb.state(), CircuitState::Closed { consecutive_failures: 0 });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallOutcome {

@@ -6,6 +6,13 @@ use std::time::{Duration, Instant};
 use super::settings::{SlidingWindow, TIME_WINDOW_BUCKETS};
 
 /// Counts over the window.
+///
+/// ```
+/// use ractor_resilience_core::breaker::WindowCounts;
+///
+/// let c = WindowCounts { calls: 4, failures: 1, slow: 2 };
+/// assert_eq!((c.failure_rate(), c.slow_rate()), (0.25, 0.5));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WindowCounts {
     /// Recorded calls (successes and failures; ignored outcomes are not recorded).

@@ -18,6 +18,14 @@ use crate::InvalidSettings;
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
 )]
+///
+/// ```
+/// use ractor_resilience_core::estimator::{AdaptiveTimeoutSettings, EstimatorMode};
+///
+/// let s = AdaptiveTimeoutSettings::builder().with_mode(EstimatorMode::Rfc6298).build().unwrap();
+/// assert_eq!(s.mode(), EstimatorMode::Rfc6298);
+/// assert_eq!(EstimatorMode::default(), EstimatorMode::Quantile);
+/// ```
 #[serde(rename_all = "snake_case")]
 pub enum EstimatorMode {
     /// `clamp(min, quantile(last window samples) × (1 + padding), max)`: the

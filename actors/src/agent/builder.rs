@@ -19,6 +19,13 @@ use crate::metrics::AgentMetrics;
 use crate::timeout::{TimeoutActor, TimeoutHandle, TimeoutHooks, TimeoutPolicy};
 
 /// Why an agent could not be spawned.
+///
+/// ```
+/// use ractor_resilience::agent::SpawnError;
+///
+/// let e = SpawnError::UnknownAgent("nope".into());
+/// assert_eq!(e.to_string(), "no agent named `nope` in the configuration");
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
     /// ractor refused to spawn an actor.

@@ -8,6 +8,14 @@ use ractor_resilience_core::breaker::BreakerState;
 use crate::metrics::TaskOutcome;
 
 /// Why one attempt failed.
+///
+/// ```
+/// use std::time::Duration;
+/// use ractor_resilience::agent::AttemptError;
+///
+/// let e: AttemptError<std::io::Error> = AttemptError::TimedOut { after: Duration::from_secs(2) };
+/// assert_eq!(e.to_string(), "attempt timed out after 2s");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum AttemptError<E> {
     /// The agent returned an error.

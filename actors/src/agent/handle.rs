@@ -330,6 +330,29 @@ impl<A: Agent> Shared<A> {
 }
 
 /// A running supervised agent. Cheap to clone; every clone talks to the same agent.
+///
+/// ```
+/// use ractor_resilience::agent::{Agent, AgentBuilder, CallError};
+/// use ractor_resilience::task::TaskContext;
+///
+/// struct Upper;
+/// impl Agent for Upper {
+///     type Task = String;
+///     type Output = String;
+///     type Error = std::io::Error;
+///     async fn handle(&self, s: String, _ctx: TaskContext) -> Result<String, std::io::Error> {
+///         Ok(s.to_uppercase())
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let agent = AgentBuilder::new("upper", || Upper).max_pending(8).spawn().await.unwrap();
+/// assert_eq!(agent.call("hi".into()).await.unwrap(), "HI");
+/// assert_eq!(agent.stats().attempts, 1);
+/// assert_eq!(agent.status().await.unwrap().live_workers, 1);
+/// agent.stop();
+/// # });
+/// ```
 pub struct AgentHandle<A: Agent> {
     pub(crate) shared: Arc<Shared<A>>,
     pub(crate) supervisor: ActorRef<SupervisorMsg<A>>,

@@ -151,6 +151,13 @@ impl<A: Agent> std::fmt::Debug for SupervisorMsg<A> {
 }
 
 /// What [`SupervisorMsg::GetStatus`] answers.
+///
+/// ```
+/// use ractor_resilience::agent::SupervisorStatus;
+///
+/// let s = SupervisorStatus::default();
+/// assert_eq!((s.tasks, s.live_workers, s.restarts, s.parked_restarts), (0, 0, 0, 0));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SupervisorStatus {
     /// Tasks held by the supervisor (retrying, or casts in flight).
