@@ -5,6 +5,7 @@
 //! fixed enums, never from task data, so the number of series is bounded by the configuration.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use metrics::{
@@ -304,8 +305,8 @@ impl TaskOutcome {
 /// sharing a policy do not overwrite each other's ratio.
 #[derive(Debug, Default)]
 struct PolicyTally {
-    /// (attempts, first attempts), updated together so the gauge never reads a torn pair.
-    counts: Mutex<(u64, u64)>,
+    attempts: AtomicU64,
+    first_attempts: AtomicU64,
 }
 
 impl PolicyTally {
@@ -319,14 +320,18 @@ impl PolicyTally {
         tallies.entry(policy.to_owned()).or_default().clone()
     }
 
-    /// Counts one attempt and sets `gauge` to attempts ÷ first attempts. The gauge is set under
-    /// the lock, so its last value is always the latest ratio.
+    /// Counts one attempt and sets `gauge` to attempts ÷ first attempts. Lock-free (this is on
+    /// every call's path): with concurrent callers the pair may be read one attempt apart, which
+    /// a gauge tolerates; the next attempt corrects it.
     fn attempt(&self, first: bool, gauge: &Gauge) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        counts.0 += 1;
-        counts.1 += u64::from(first);
-        if counts.1 > 0 {
-            gauge.set(counts.0 as f64 / counts.1 as f64);
+        let attempts = self.attempts.fetch_add(1, Ordering::Relaxed) + 1;
+        let firsts = if first {
+            self.first_attempts.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.first_attempts.load(Ordering::Relaxed)
+        };
+        if firsts > 0 {
+            gauge.set(attempts as f64 / firsts as f64);
         }
     }
 }

@@ -21,10 +21,26 @@ pub use tokio_util::sync::CancellationToken;
 pub struct TaskId(pub u64);
 
 impl TaskId {
-    /// A fresh id.
+    /// A fresh id: unique within the process (not ordered across threads). Each thread takes
+    /// blocks of ids from one global counter, so that calls on different cores do not contend
+    /// on it.
     pub fn next() -> Self {
+        const BLOCK: u64 = 1024;
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        TaskId(NEXT.fetch_add(1, Ordering::Relaxed))
+        thread_local! {
+            static RANGE: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+        }
+        RANGE.with(|range| {
+            let (next, end) = range.get();
+            if next < end {
+                range.set((next + 1, end));
+                TaskId(next)
+            } else {
+                let start = NEXT.fetch_add(BLOCK, Ordering::Relaxed);
+                range.set((start + 1, start + BLOCK));
+                TaskId(start)
+            }
+        })
     }
 }
 

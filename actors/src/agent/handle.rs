@@ -320,10 +320,11 @@ impl<A: Agent> Shared<A> {
         &self,
         operation: Option<&str>,
         deadline: Option<Instant>,
+        now: Instant,
     ) -> Duration {
         let t = self.timeout.timeout_for(operation);
         match deadline {
-            Some(d) => t.min(d.saturating_duration_since(Instant::now())),
+            Some(d) => t.min(d.saturating_duration_since(now)),
             None => t,
         }
     }
@@ -420,13 +421,6 @@ impl<A: Agent> AgentHandle<A> {
     pub async fn call_with(&self, task: A::Task, opts: CallOptions) -> Outcome<A> {
         let mut admitted = self.shared.admit(opts.retried_upstream)?;
         let id = opts.id.unwrap_or_else(TaskId::next);
-        // The task's own signal: fired by the caller's, and when this future is dropped, so that
-        // an abandoned call stops its worker and its retries.
-        let cancel = opts
-            .cancel
-            .as_ref()
-            .map_or_else(CancellationToken::new, CancellationToken::child_token);
-        let _cancel_on_drop = cancel.clone().drop_guard();
         let deadline = opts.deadline.map(|d| clock::after(admitted.submitted, d));
         let span = tracing::info_span!(
             "task",
@@ -436,7 +430,7 @@ impl<A: Agent> AgentHandle<A> {
             outcome = tracing::field::Empty,
         );
         let (attempts, result) = self
-            .first_attempt(task, id, &cancel, deadline, &opts, &admitted)
+            .first_attempt(task, id, deadline, &opts, &admitted)
             .instrument(span.clone())
             .await;
         self.shared.finish(&mut admitted, attempts, &result);
@@ -449,15 +443,17 @@ impl<A: Agent> AgentHandle<A> {
         &self,
         task: A::Task,
         id: TaskId,
-        cancel: &CancellationToken,
         deadline: Option<Instant>,
         opts: &CallOptions,
         admitted: &Admitted,
     ) -> (u32, Outcome<A>) {
         let shared = &self.shared;
-        if cancel.is_cancelled() {
+        let user = opts.cancel.as_ref();
+        if user.is_some_and(CancellationToken::is_cancelled) {
             return (0, Err(CallError::Cancelled));
         }
+        // One clock read for the whole first attempt (tokio's clock is not free).
+        let now = admitted.submitted;
         // 1. admit
         let permit = match shared.breaker.try_acquire_local() {
             Some(decision) => decision,
@@ -467,23 +463,26 @@ impl<A: Agent> AgentHandle<A> {
             Ok(p) => HeldPermit {
                 breaker: &shared.breaker,
                 permit: Some(p),
-                started: Instant::now(),
+                started: now,
             },
             Err(r) => return (0, Err(shared.rejected(r))),
         };
-        // 2. send, racing the reply against the deadline in this future
+        // 2. send, racing the reply against the deadline in this future. The attempt's signal
+        // fires on timeout, on the caller's cancellation, and if this future is dropped (so an
+        // abandoned call stops its worker); one token, made only here.
         let operation = opts.operation.as_deref();
-        let after = shared.attempt_timeout(operation, deadline);
-        let attempt_cancel = cancel.child_token();
+        let after = shared.attempt_timeout(operation, deadline, now);
+        let attempt_cancel =
+            user.map_or_else(CancellationToken::new, CancellationToken::child_token);
+        let cancel_on_drop = attempt_cancel.clone().drop_guard();
         let ctx = TaskContext {
             id,
             attempt: 1,
-            deadline: Some(clock::after(Instant::now(), after)),
+            deadline: Some(clock::after(now, after)),
             cancel: attempt_cancel.clone(),
             retries_here: shared.retried_at_or_above(opts.retried_upstream),
         };
         shared.count_attempt(1);
-        let started = Instant::now();
         let attempt_span = tracing::debug_span!("attempt", task = %id, attempt = 1u32, outcome = tracing::field::Empty);
         let result = match shared.pool.pick() {
             None => Err(AttemptError::NoWorker),
@@ -507,7 +506,7 @@ impl<A: Agent> AgentHandle<A> {
                             Ok(Err(_closed)) => Err(AttemptError::WorkerLost),
                             Err(_elapsed) => Err(AttemptError::TimedOut { after }),
                         },
-                        () = cancel.cancelled() => {
+                        () = cancelled(user) => {
                             attempt_cancel.cancel();
                             drop(permit); // handed back as Ignored
                             return (1, Err(CallError::Cancelled));
@@ -516,15 +515,16 @@ impl<A: Agent> AgentHandle<A> {
                 }
             }
         };
+        let _ = cancel_on_drop.disarm();
         // An attempt that failed because the task was cancelled (its worker dropped the queued
         // attempt, or answered early) ends the task cancelled, not failed.
-        if result.is_err() && cancel.is_cancelled() {
+        if result.is_err() && user.is_some_and(CancellationToken::is_cancelled) {
             drop(permit); // handed back as Ignored
             return (1, Err(CallError::Cancelled));
         }
         // 3. record
         attempt_span.record("outcome", attempt_label(&result));
-        shared.record_attempt(permit.take(), &result, operation, started.elapsed());
+        shared.record_attempt(permit.take(), &result, operation, now.elapsed());
         // 4. failure path
         let error = match result {
             Ok(output) => return (1, Ok(output)),
@@ -540,7 +540,9 @@ impl<A: Agent> AgentHandle<A> {
             attempt: 1,
             error,
             deadline,
-            cancel: cancel.clone(),
+            // The supervisor stops retrying when this fires, or when this future is dropped
+            // (it sees the reply port closed).
+            cancel: user.cloned().unwrap_or_default(),
             operation: opts.operation.clone(),
             retried_upstream: opts.retried_upstream,
             origin: Origin::Call(reply),
@@ -553,7 +555,6 @@ impl<A: Agent> AgentHandle<A> {
         {
             return (1, Err(CallError::Unavailable));
         }
-        let _ = admitted;
         let mut rx = rx;
         tokio::select! {
             biased;
@@ -561,7 +562,7 @@ impl<A: Agent> AgentHandle<A> {
                 Ok(answer) => answer,
                 Err(_) => (1, Err(CallError::Unavailable)),
             },
-            () = cancel.cancelled() => {
+            () = cancelled(user) => {
                 // Close first: an answer sent before this point is taken, none after it counts.
                 rx.close();
                 match rx.try_recv() {
@@ -631,6 +632,14 @@ impl<A: Agent> AgentHandle<A> {
             .send_message(SupervisorMsg::GetStatus(reply))
             .ok()?;
         rx.await.ok()
+    }
+}
+
+/// Completes when the caller's signal fires; never, without one.
+async fn cancelled(token: Option<&CancellationToken>) {
+    match token {
+        Some(t) => t.cancelled().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -100,6 +100,14 @@ pub struct RetryRequest<A: Agent> {
     pub(crate) admitted: Option<Admitted>,
 }
 
+impl<A: Agent> RetryRequest<A> {
+    /// Cancelled by its caller's signal, or its caller's future is gone (its port closed).
+    fn abandoned(&self) -> bool {
+        self.cancel.is_cancelled()
+            || matches!(&self.origin, Origin::Call(reply) if reply.is_closed())
+    }
+}
+
 impl<A: Agent> std::fmt::Debug for RetryRequest<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -526,7 +534,7 @@ impl<A: Agent> SupervisorState<A> {
         };
         let attempt = p.req.attempt;
         let shared = &self.shared;
-        if p.req.cancel.is_cancelled() {
+        if p.req.abandoned() {
             return self.finish(key, Err(CallError::Cancelled));
         }
         if !shared.may_retry(&error, attempt, p.req.retried_upstream) {
@@ -583,7 +591,7 @@ impl<A: Agent> SupervisorState<A> {
         let Some(p) = self.tasks.get_mut(&key) else {
             return;
         };
-        if p.req.cancel.is_cancelled() {
+        if p.req.abandoned() {
             return self.finish(key, Err(CallError::Cancelled));
         }
         match self.shared.breaker.try_acquire_local() {
@@ -648,9 +656,9 @@ impl<A: Agent> SupervisorState<A> {
         p.req.attempt += 1;
         let attempt = p.req.attempt;
         let shared = self.shared.clone();
-        let after = shared.attempt_timeout(p.req.operation.as_deref(), p.req.deadline);
-        let cancel = p.req.cancel.child_token();
         let now = Instant::now();
+        let after = shared.attempt_timeout(p.req.operation.as_deref(), p.req.deadline, now);
+        let cancel = p.req.cancel.child_token();
         let timer = self.timers.insert(
             clock::after(now, after),
             Timer::AttemptDeadline(key, attempt),

@@ -134,9 +134,13 @@ impl TimeoutHandle {
             let _ = self.actor.cast(TimeoutMsg::Record(recorded));
             return;
         }
-        // SeqCst pairs with the actor's `store(false)` + emptiness check (see `State::on_drain`):
-        // either it sees this record, or this swap sees `false` and rings the doorbell.
-        if !self.shared.drain_scheduled.swap(true, Ordering::SeqCst) {
+        // The fence pairs with the actor's SeqCst `store(false)` + emptiness check (see
+        // `State::on_drain`): either it sees this record, or this load sees `false` and the swap
+        // rings the doorbell. Loading first keeps the flag's cache line shared on the hot path.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if !self.shared.drain_scheduled.load(Ordering::Relaxed)
+            && !self.shared.drain_scheduled.swap(true, Ordering::SeqCst)
+        {
             let _ = self.actor.cast(TimeoutMsg::Drain);
         }
     }
