@@ -12,18 +12,11 @@ use ractor_resilience::core::breaker::BreakerSettings;
 use ractor_resilience::reply::ReplyTo;
 use ractor_resilience::task::CancellationToken;
 use ractor_resilience::timeout::TimeoutPolicy;
-use scripted::{Script, Seen, Step, ms, observed, quiet};
+use scripted::{Script, Seen, Step, ms, never_trips, observed, quiet};
 use tokio::time::Instant;
 
 fn one_attempt() -> RetryPolicy {
     RetryPolicy::builder().with_max_attempts(1).build().unwrap()
-}
-
-fn never_trips() -> BreakerSettings {
-    BreakerSettings::builder()
-        .with_max_failures(1_000_000)
-        .build()
-        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]

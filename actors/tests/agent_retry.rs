@@ -7,29 +7,9 @@ use std::time::Duration;
 
 use ractor_resilience::agent::{AgentBuilder, AttemptError, CallError, CallOptions};
 use ractor_resilience::budget::SharedBudget;
-use ractor_resilience::core::backoff::RetryPolicy;
-use ractor_resilience::core::breaker::BreakerSettings;
 use ractor_resilience::core::budget::BudgetSettings;
-use scripted::{Script, ScriptError, Seen, Step, ms, observed, quiet};
+use scripted::{Script, ScriptError, Seen, Step, ms, never_trips, no_jitter, observed, quiet};
 use tokio::time::Instant;
-
-fn policy(attempts: u32, initial_ms: u64) -> RetryPolicy {
-    RetryPolicy::builder()
-        .with_max_attempts(attempts)
-        .with_initial_delay(ms(initial_ms))
-        .with_max_delay(Duration::from_secs(10))
-        .with_multiplier(2.0)
-        .without_jitter()
-        .build()
-        .unwrap()
-}
-
-fn never_trips() -> BreakerSettings {
-    BreakerSettings::builder()
-        .with_max_failures(1_000_000)
-        .build()
-        .unwrap()
-}
 
 fn started(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>) -> Vec<(u32, Instant)> {
     let mut out = Vec::new();
@@ -45,7 +25,7 @@ fn started(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>) -> Vec<(u32, Ins
 async fn attempt_instants_follow_the_policy_exactly() {
     let (make, mut seen) = observed();
     let agent = AgentBuilder::new("retry", make)
-        .retry_policy("p", policy(4, 100))
+        .retry_policy("p", no_jitter(4, 100))
         .breaker_settings("b", never_trips())
         .spawn()
         .await
@@ -74,7 +54,7 @@ async fn attempt_instants_follow_the_policy_exactly() {
 async fn on_retry_hook_sees_attempt_error_and_delay() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let agent = AgentBuilder::new("hooked", quiet)
-        .retry_policy("p", policy(3, 50))
+        .retry_policy("p", no_jitter(3, 50))
         .breaker_settings("b", never_trips())
         .on_retry(move |attempt, error, delay| {
             let _ = tx.send((attempt, error.to_string(), delay));
@@ -108,7 +88,7 @@ async fn on_retry_hook_sees_attempt_error_and_delay() {
 async fn non_retryable_errors_are_not_retried() {
     let (make, mut seen) = observed();
     let agent = AgentBuilder::new("permanent", make)
-        .retry_policy("p", policy(5, 10))
+        .retry_policy("p", no_jitter(5, 10))
         .breaker_settings("b", never_trips())
         .spawn()
         .await
@@ -137,7 +117,7 @@ async fn non_retryable_errors_are_not_retried() {
 async fn the_deadline_stops_retries() {
     let (make, mut seen) = observed();
     let agent = AgentBuilder::new("deadline", make)
-        .retry_policy("p", policy(5, 100))
+        .retry_policy("p", no_jitter(5, 100))
         .breaker_settings("b", never_trips())
         .spawn()
         .await
@@ -167,7 +147,7 @@ async fn the_deadline_stops_retries() {
 #[tokio::test(start_paused = true)]
 async fn the_attempt_timeout_is_capped_by_the_remaining_deadline() {
     let agent = AgentBuilder::new("capped", quiet)
-        .retry_policy("p", policy(1, 100))
+        .retry_policy("p", no_jitter(1, 100))
         .breaker_settings("b", never_trips())
         .spawn()
         .await
@@ -198,7 +178,7 @@ async fn the_budget_caps_retries_under_a_total_outage() {
     let agent = AgentBuilder::new("outage", make)
         .workers(4)
         .max_pending(10_000)
-        .retry_policy("p", policy(3, 10))
+        .retry_policy("p", no_jitter(3, 10))
         .breaker_settings("b", never_trips())
         .budget(budget)
         .spawn()
@@ -228,7 +208,7 @@ async fn the_budget_caps_retries_under_a_total_outage() {
 async fn retry_at_one_layer_makes_a_single_attempt_when_upstream_retries() {
     let (make, mut seen) = observed();
     let agent = AgentBuilder::new("downstream", make)
-        .retry_policy("p", policy(3, 10))
+        .retry_policy("p", no_jitter(3, 10))
         .breaker_settings("b", never_trips())
         .spawn()
         .await

@@ -9,10 +9,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use ractor_resilience::agent::{
     AgentBuilder, AttemptError, CallError, SupervisionSettings, SupervisorMsg,
 };
-use ractor_resilience::core::backoff::RetryPolicy;
 use ractor_resilience::core::breaker::BreakerSettings;
 use ractor_resilience::reply::ReplyTo;
-use scripted::{Script, Seen, Step, ms, observed, quiet};
+use scripted::{Script, Seen, Step, ms, never_trips, no_jitter, observed, quiet};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -24,22 +23,6 @@ fn supervision(max_restarts: u32) -> SupervisionSettings {
         max_restarts,
         restart_window: Duration::from_secs(60),
     }
-}
-
-fn retry(attempts: u32, initial_ms: u64) -> RetryPolicy {
-    RetryPolicy::builder()
-        .with_max_attempts(attempts)
-        .with_initial_delay(ms(initial_ms))
-        .without_jitter()
-        .build()
-        .unwrap()
-}
-
-fn never_trips() -> BreakerSettings {
-    BreakerSettings::builder()
-        .with_max_failures(1_000_000)
-        .build()
-        .unwrap()
 }
 
 async fn status<A: ractor_resilience::agent::Agent>(
@@ -56,7 +39,7 @@ async fn status<A: ractor_resilience::agent::Agent>(
 async fn a_panicking_worker_is_restarted_after_its_backoff_and_the_task_retried() {
     let (make, mut seen) = observed();
     let agent = AgentBuilder::new("phoenix", make)
-        .retry_policy("p", retry(3, 200))
+        .retry_policy("p", no_jitter(3, 200))
         .breaker_settings("b", never_trips())
         .supervision(supervision(5))
         .spawn()
@@ -79,7 +62,7 @@ async fn a_panicking_worker_is_restarted_after_its_backoff_and_the_task_retried(
 #[tokio::test(start_paused = true)]
 async fn restart_backoff_grows_then_resets_after_a_stable_period() {
     let agent = AgentBuilder::new("backoff", quiet)
-        .retry_policy("p", retry(1, 10))
+        .retry_policy("p", no_jitter(1, 10))
         .breaker_settings("b", never_trips())
         .supervision(supervision(100))
         .spawn()
@@ -165,7 +148,7 @@ async fn exceeding_the_restart_limit_stops_the_supervisor_and_tells_its_parent()
     let (tx, mut events) = mpsc::unbounded_channel();
     let (parent, _) = Actor::spawn(None, Parent, tx).await.unwrap();
     let agent = AgentBuilder::new("fragile", quiet)
-        .retry_policy("p", retry(1, 10))
+        .retry_policy("p", no_jitter(1, 10))
         .breaker_settings("b", never_trips())
         .supervision(supervision(2))
         .spawn_linked(parent.get_cell())
@@ -205,7 +188,7 @@ async fn restarts_wait_while_the_breaker_is_open_instead_of_burning_the_allowanc
     // No crash is tolerated while the breaker is closed: without parking, one crash escalates.
     let agent = AgentBuilder::new("parked", quiet)
         .workers(2)
-        .retry_policy("p", retry(1, 10))
+        .retry_policy("p", no_jitter(1, 10))
         .breaker_settings("b", breaker)
         .supervision(supervision(0))
         .spawn()

@@ -1,4 +1,6 @@
 //! A scripted test agent: each task says, per attempt, how long to take and how to end.
+//! Its latencies are `tokio::time::sleep`s, which only ever run on the paused clock of the tests
+//! that use it (`start_paused`), so they take no wall time.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -112,6 +114,26 @@ impl Agent for Scripted {
 
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
+}
+
+/// Exponential ×2 from `initial_ms`, no jitter (exact instants), capped at 10 s.
+pub fn no_jitter(attempts: u32, initial_ms: u64) -> ractor_resilience::core::backoff::RetryPolicy {
+    ractor_resilience::core::backoff::RetryPolicy::builder()
+        .with_max_attempts(attempts)
+        .with_initial_delay(ms(initial_ms))
+        .with_max_delay(Duration::from_secs(10))
+        .with_multiplier(2.0)
+        .without_jitter()
+        .build()
+        .unwrap()
+}
+
+/// A breaker that never trips in these tests.
+pub fn never_trips() -> ractor_resilience::core::breaker::BreakerSettings {
+    ractor_resilience::core::breaker::BreakerSettings::builder()
+        .with_max_failures(1_000_000)
+        .build()
+        .unwrap()
 }
 
 /// A scripted agent factory that reports what it sees on the returned channel.

@@ -1,14 +1,18 @@
 //! `run` for a few seconds on loopback, against the real binary: `/metrics` parses and has every
 //! family of DESIGN §5, `/health` says `degraded` while the breaker is open and `ok` after.
 //!
-//! This is the one test of the agent system that runs on the wall clock, deliberately: it checks
-//! the real HTTP endpoints of a real process. Its scenario is a few seconds long and every wait
-//! in it is bounded.
+//! Like the other tests that start the real binary (`shutdown.rs`, `scrapes.rs`, `security.rs`),
+//! it runs on the wall clock, deliberately: it checks the real HTTP endpoints of a real process.
+//! Its scenario is a few seconds long and every wait in it is bounded.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{config_file, get};
 
 const SCENARIO: &str = r#"
 [breakers.llm]
@@ -60,32 +64,6 @@ const FAMILIES: [&str; 12] = [
     "resilience_tasks_total",
     "resilience_agent_inflight_tasks",
 ];
-
-/// A minimal HTTP/1.0 GET: (status, body).
-fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-fn config_file(name: &str, text: &str) -> std::path::PathBuf {
-    let path =
-        std::env::temp_dir().join(format!("agent-system-{}-{name}.toml", std::process::id()));
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 #[test]
 fn run_serves_metrics_and_health_that_follow_the_breaker() {
