@@ -99,6 +99,7 @@ impl CircuitBreaker {
 
     /// The earliest instant at which the state changes without any other input: the end of the
     /// open period, or the half-open deadline once a probe is out. `None` otherwise.
+    #[inline]
     pub fn next_deadline(&self) -> Option<Instant> {
         match self.state {
             CircuitState::Open { until } => Some(until),
@@ -116,12 +117,22 @@ impl CircuitBreaker {
     // ===== inputs =====
 
     /// Applies every time-driven transition due at or before `now`.
+    #[inline]
     pub fn advance(&mut self, now: Instant) -> Transitions {
-        let mut out = Transitions::default();
-        // The common case (Closed, or a deadline still ahead) does nothing more than this check.
+        // The common case (Closed, or a deadline still ahead) does nothing more than this check;
+        // it is inlined so that the empty result is built in the caller's frame (returning it
+        // through an out-of-line call cost a store-forwarding stall on every decision).
         if self.next_deadline().is_none_or(|d| now < d) {
-            return out;
+            return Transitions::default();
         }
+        self.advance_due(now)
+    }
+
+    /// [`advance`](Self::advance) once a deadline has passed.
+    #[cold]
+    #[inline(never)]
+    fn advance_due(&mut self, now: Instant) -> Transitions {
+        let mut out = Transitions::default();
         if let CircuitState::HalfOpen {
             deadline: Some(deadline),
             ..
@@ -305,13 +316,15 @@ impl CircuitBreaker {
             .is_some_and(|max| consecutive >= max)
         {
             Some(TransitionReason::ConsecutiveFailures)
-        } else {
+        } else if self.settings.has_rate_policy() {
             let counts = self.window.counts(now);
             if counts.calls < self.settings.minimum_calls() {
                 None
             } else {
                 self.rate_trip(counts)
             }
+        } else {
+            None
         };
         reason.map(|r| self.open(now, r))
     }
