@@ -242,7 +242,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  a sample answer: {text}");
     }
     agent.stop();
-    agent.timeout().actor().stop(None);
     breaker.stop();
     Ok(())
 }

@@ -152,8 +152,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "breaker `{}`: {} ({} outcomes applied)",
         status.name, status.state, status.outcomes
     );
-    agent.stop();
-    agent.breaker().stop();
-    agent.timeout().actor().stop(None);
+    agent.stop(); // also stops the breaker actor the builder spawned for it
     Ok(())
 }

@@ -145,9 +145,7 @@ async fn worker_back<A: Agent>(agent: &AgentHandle<A>) -> Option<SupervisorStatu
 
 /// Stops the agent and the breaker and timeout actors its builder spawned for it.
 fn stop<A: Agent>(agent: &AgentHandle<A>) {
-    agent.stop();
-    agent.breaker().stop();
-    agent.timeout().actor().stop(None);
+    agent.stop(); // also stops the breaker actor the builder spawned for it
 }
 
 /// Keeps the expected panics out of the output; any other panic is reported as usual.

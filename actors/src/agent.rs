@@ -17,6 +17,7 @@
 //! a reply that comes back as a message, and delays and deadlines live in one timer queue.
 
 mod builder;
+mod deadline;
 mod error;
 mod handle;
 mod supervisor;

@@ -258,3 +258,72 @@ async fn dropping_a_call_in_flight_hands_back_its_probe_and_stops_its_worker() {
     );
     agent.stop();
 }
+
+/// A fixed policy of the agent's own runs in place (no timeout actor) and still counts what a
+/// timeout actor would: the success, the timeout, and the late reply of the abandoned worker.
+/// An adaptive policy gets an actor of its own; a shared one given to the builder is used.
+#[tokio::test(start_paused = true)]
+async fn a_static_timeout_policy_needs_no_actor_and_still_counts_outcomes() {
+    use ractor_resilience::core::estimator::AdaptiveTimeoutSettings;
+    use ractor_resilience::timeout::{PolicyKind, TimeoutActor, TimeoutHooks};
+
+    let agent = AgentBuilder::new("fixed", scripted::quiet)
+        .retry_policy("p", one_attempt())
+        .breaker_settings("b", never_trips())
+        .timeout_policy("t", TimeoutPolicy::Fixed(ms(100)))
+        .spawn()
+        .await
+        .unwrap();
+    assert!(agent.timeout().is_none(), "a fixed policy spawned an actor");
+    agent.call(Script::ok(10)).await.unwrap();
+    // Cancelled at the deadline, the worker still answers (an error): too late, and counted.
+    let late = Script::ok(300);
+    assert!(matches!(
+        agent.call(late).await,
+        Err(CallError::TimedOut { .. })
+    ));
+    tokio::time::sleep(ms(300)).await;
+    let status = agent.timeout_status().await.unwrap();
+    assert_eq!(status.kind, PolicyKind::Fixed);
+    assert_eq!(status.current, ms(100));
+    assert_eq!(
+        (status.successes, status.failures, status.timeouts),
+        (1, 0, 1)
+    );
+    assert_eq!(status.late_replies, 1);
+    agent.stop();
+
+    let adaptive = AgentBuilder::new("adaptive", scripted::quiet)
+        .timeout_policy(
+            "learned",
+            TimeoutPolicy::Adaptive(AdaptiveTimeoutSettings::default()),
+        )
+        .spawn()
+        .await
+        .unwrap();
+    let own = adaptive.timeout().expect("an adaptive policy has an actor");
+    assert_eq!(own.name(), "learned");
+    adaptive.stop();
+    tokio::task::yield_now().await;
+    assert_eq!(own.actor().get_status(), ractor::ActorStatus::Stopped);
+
+    let shared = TimeoutActor::spawn("shared", TimeoutPolicy::Fixed(ms(50)), TimeoutHooks::new())
+        .await
+        .unwrap();
+    let user = AgentBuilder::new("user", scripted::quiet)
+        .timeout(shared.clone())
+        .spawn()
+        .await
+        .unwrap();
+    assert_eq!(user.timeout().unwrap().name(), "shared");
+    user.call(Script::ok(10)).await.unwrap();
+    assert_eq!(shared.status().await.unwrap().successes, 1);
+    user.stop();
+    tokio::task::yield_now().await;
+    assert_ne!(
+        shared.actor().get_status(),
+        ractor::ActorStatus::Stopped,
+        "stopping an agent stopped a timeout actor it did not own"
+    );
+    shared.actor().stop(None);
+}

@@ -416,11 +416,9 @@ impl Actors {
     fn sample(&mut self, agents: &[AgentHandle<Provider>]) {
         for agent in agents {
             let supervisor = agent.supervisor().get_cell();
-            let cells = [
-                supervisor.clone(),
-                agent.breaker().actor().get_cell(),
-                agent.timeout().actor().get_cell(),
-            ];
+            let cells = [supervisor.clone(), agent.breaker().actor().get_cell()]
+                .into_iter()
+                .chain(agent.timeout().map(|t| t.actor().get_cell()));
             for cell in supervisor.get_children().into_iter().chain(cells) {
                 if cell.get_status() != ActorStatus::Stopped
                     && !self.running.contains_key(&cell.get_id())

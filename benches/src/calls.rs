@@ -128,11 +128,9 @@ pub(crate) async fn spawn_open_stack(name: &str) -> AgentHandle<Noop> {
     agent
 }
 
-/// Stops an agent and the breaker and timeout actors it spawned.
+/// Stops an agent and the actors its builder spawned for it.
 pub(crate) fn stop_stack(agent: &AgentHandle<Noop>) {
     agent.stop();
-    agent.breaker().stop();
-    agent.timeout().actor().stop(None);
 }
 
 // ===== callers =====

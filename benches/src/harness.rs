@@ -398,14 +398,14 @@ fn actors(group: Group, plan: &Plan, out: &mut Reporter) {
 // ===== memory =====
 
 fn memory(plan: &Plan, out: &mut Reporter) {
-    let (mut bare_b, mut agent_b, mut bare_us, mut agent_us) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut bare_b, mut agent_b, mut bare_us, mut agent_us, mut used_b) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for rep in 0..=plan.mem_reps {
         // Alternate which kind goes first.
         let kinds = if rep % 2 == 0 {
-            [ProbeKind::Bare, ProbeKind::Agent]
+            [ProbeKind::Bare, ProbeKind::Agent, ProbeKind::AgentUsed]
         } else {
-            [ProbeKind::Agent, ProbeKind::Bare]
+            [ProbeKind::AgentUsed, ProbeKind::Agent, ProbeKind::Bare]
         };
         for kind in kinds {
             let p = memory::probe(kind, plan.mem_count);
@@ -417,6 +417,7 @@ fn memory(plan: &Plan, out: &mut Reporter) {
                     bare_b.push(p.bytes_per);
                     bare_us.push(p.spawn_us);
                 }
+                ProbeKind::AgentUsed => used_b.push(p.bytes_per),
                 _ => {
                     agent_b.push(p.bytes_per);
                     agent_us.push(p.spawn_us);
@@ -430,6 +431,12 @@ fn memory(plan: &Plan, out: &mut Reporter) {
         "agent_stack_idle_ratio",
         "ratio",
         summarize(&ratios(&agent_b, &bare_b)),
+    );
+    out.figure("agent_stack_used_idle_bytes", "bytes", summarize(&used_b));
+    out.figure(
+        "agent_stack_used_idle_ratio",
+        "ratio",
+        summarize(&ratios(&used_b, &bare_b)),
     );
     out.figure("agent_spawn_us", "us", summarize(&agent_us));
     out.figure("bare_actor_spawn_us", "us", summarize(&bare_us));

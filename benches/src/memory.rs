@@ -22,8 +22,12 @@ use crate::calls;
 pub(crate) enum ProbeKind {
     /// Bare no-op ractor actors.
     Bare,
-    /// Supervised agents with their whole stack (breaker, timeout, supervisor, 1 worker).
+    /// Supervised agents with their whole stack (breaker actor, supervisor, 1 worker; the fixed
+    /// timeout policy is kept in place), never called.
     Agent,
+    /// The same, each having answered one call before going idle: its breaker's outcome queue,
+    /// allocated by the first outcome, is included.
+    AgentUsed,
     /// Agents with their own breaker, sharing one timeout actor (anatomy).
     AgentSharedTimeout,
     /// Agents sharing one breaker and one timeout actor: supervisor + 1 worker each (anatomy).
@@ -90,7 +94,11 @@ pub(crate) fn run_probe(kind: ProbeKind, count: usize) {
                     let before = rss_bytes();
                     let t0 = Instant::now();
                     for i in 0..count {
-                        keep.push(shared.spawn(&format!("idle-{i}")).await);
+                        let agent = shared.spawn(&format!("idle-{i}")).await;
+                        if kind == ProbeKind::AgentUsed {
+                            agent.call(false).await.expect("a no-op call succeeds");
+                        }
+                        keep.push(agent);
                     }
                     let took = t0.elapsed();
                     tokio::time::sleep(SETTLE).await;

@@ -8,6 +8,7 @@ use ractor::{Actor, ActorCell};
 use ractor_resilience_core::backoff::RetryPolicy;
 use ractor_resilience_core::breaker::BreakerSettings;
 
+use super::deadline::AgentTimeout;
 use super::handle::{AgentHandle, Pool, Shared};
 use super::supervisor::{RetryHook, SupervisionSettings, SupervisorActor, SupervisorArgs};
 use super::worker::AgentFactory;
@@ -16,7 +17,7 @@ use crate::breaker::{BreakerActor, BreakerHandle, BreakerOptions};
 use crate::budget::SharedBudget;
 use crate::config::ResolvedConfig;
 use crate::metrics::AgentMetrics;
-use crate::timeout::{TimeoutActor, TimeoutHandle, TimeoutHooks, TimeoutPolicy};
+use crate::timeout::{InlineTimeout, TimeoutActor, TimeoutHandle, TimeoutHooks, TimeoutPolicy};
 
 /// Why an agent could not be spawned.
 ///
@@ -152,7 +153,9 @@ impl<A: Agent> AgentBuilder<A> {
         self
     }
 
-    /// A timeout actor of its own, named `name`.
+    /// Its own timeout policy, named `name` (the `timeout` metric label). An adaptive policy
+    /// gets a [`TimeoutActor`] of its own (the estimate has one writer); a fixed or
+    /// per-operation policy has nothing to learn, so the agent keeps it in place, with no actor.
     pub fn timeout_policy(mut self, name: impl Into<Arc<str>>, policy: TimeoutPolicy) -> Self {
         self.timeout_policy = (name.into(), policy);
         self
@@ -223,8 +226,8 @@ impl<A: Agent> AgentBuilder<A> {
         Ok(builder)
     }
 
-    /// Spawns the breaker and timeout actors (unless shared ones were given), the supervisor and
-    /// its workers.
+    /// Spawns the breaker actor and, for an adaptive policy, the timeout actor (unless shared
+    /// ones were given), then the supervisor and its workers.
     pub async fn spawn(self) -> Result<AgentHandle<A>, SpawnError> {
         self.spawn_inner(None).await
     }
@@ -255,12 +258,18 @@ impl<A: Agent> AgentBuilder<A> {
             }
         };
         let timeout = match self.timeout {
-            Some(t) => t,
+            Some(t) => AgentTimeout::Actor(t),
             None => {
                 let (name, policy) = self.timeout_policy;
-                TimeoutActor::spawn(&name, policy, TimeoutHooks::default())
-                    .await
-                    .map_err(spawn_err("timeout"))?
+                match InlineTimeout::new(&name, &policy) {
+                    // A fixed or per-operation policy: nothing to learn, no hooks, no actor.
+                    Some(inline) => AgentTimeout::Inline(Arc::new(inline)),
+                    None => AgentTimeout::Actor(
+                        TimeoutActor::spawn(&name, policy, TimeoutHooks::default())
+                            .await
+                            .map_err(spawn_err("timeout"))?,
+                    ),
+                }
             }
         };
         let (policy_name, retry) = self.retry;

@@ -11,6 +11,7 @@ use ractor_resilience_core::breaker::{CallOutcome, Permit, Rejected};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::deadline::AgentTimeout;
 use super::error::{AttemptError, CallError};
 use super::supervisor::{Origin, RetryHook, RetryRequest, SupervisorMsg, SupervisorStatus};
 use super::worker::WorkerMsg;
@@ -21,7 +22,7 @@ use crate::clock;
 use crate::metrics::{AgentMetrics, RetryOutcome, TaskOutcome, TimeoutOutcome};
 use crate::reply::ReplyTo;
 use crate::task::{CancellationToken, TaskContext, TaskEnvelope, TaskId};
-use crate::timeout::{TimeoutHandle, race_in_caller};
+use crate::timeout::{TimeoutHandle, TimeoutStatus, race_in_caller};
 
 /// Per-call options.
 ///
@@ -109,7 +110,7 @@ pub(crate) struct Shared<A: Agent> {
     pub(crate) name: Arc<str>,
     pub(crate) pool: Pool<A>,
     pub(crate) breaker: BreakerHandle,
-    pub(crate) timeout: TimeoutHandle,
+    pub(crate) timeout: AgentTimeout,
     pub(crate) retry: RetryPolicy,
     pub(crate) budget: Option<SharedBudget>,
     pub(crate) on_retry: Option<RetryHook<A::Error>>,
@@ -402,9 +403,19 @@ impl<A: Agent> AgentHandle<A> {
         &self.shared.breaker
     }
 
-    /// The timeout actor of this agent.
-    pub fn timeout(&self) -> &TimeoutHandle {
-        &self.shared.timeout
+    /// The timeout actor this agent races its attempts with, if it has one: one given to the
+    /// builder ([`AgentBuilder::timeout`](super::AgentBuilder::timeout)), or its own for an
+    /// adaptive policy. `None` when the agent keeps a fixed or per-operation policy of its own
+    /// in place: such a policy has nothing to learn, so it needs no actor (see
+    /// [`timeout_status`](Self::timeout_status)).
+    pub fn timeout(&self) -> Option<&TimeoutHandle> {
+        self.shared.timeout.handle()
+    }
+
+    /// The agent's timeout policy counters ([`TimeoutStatus`]), whether an actor or the agent
+    /// itself keeps the policy; `None` if its timeout actor has stopped.
+    pub async fn timeout_status(&self) -> Option<TimeoutStatus> {
+        self.shared.timeout.status().await
     }
 
     /// The supervisor actor (link to it, or stop it).
@@ -619,8 +630,8 @@ impl<A: Agent> AgentHandle<A> {
         if self.shared.owns.0 {
             self.shared.breaker.stop();
         }
-        if self.shared.owns.1 {
-            self.shared.timeout.actor().stop(None);
+        if let (true, Some(timeout)) = (self.shared.owns.1, self.shared.timeout.handle()) {
+            timeout.actor().stop(None);
         }
     }
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::Agent;
+use super::deadline::AgentTimeout;
 use crate::reply::ReplyTo;
 use crate::task::TaskContext;
-use crate::timeout::TimeoutHandle;
 
 /// Makes a fresh agent for a (re)started worker.
 pub(crate) type AgentFactory<A> = Arc<dyn Fn() -> A + Send + Sync>;
@@ -46,13 +46,13 @@ impl<A> WorkerActor<A> {
 
 pub(crate) struct WorkerState<A> {
     agent: A,
-    timeout: TimeoutHandle,
+    timeout: AgentTimeout,
 }
 
 impl<A: Agent> Actor for WorkerActor<A> {
     type Msg = WorkerMsg<A>;
     type State = WorkerState<A>;
-    type Arguments = (AgentFactory<A>, TimeoutHandle);
+    type Arguments = (AgentFactory<A>, AgentTimeout);
 
     async fn pre_start(
         &self,

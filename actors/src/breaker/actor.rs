@@ -327,7 +327,7 @@ impl BreakerActorState {
             if let Some(hook) = &self.on_state_change {
                 hook(t.from, t.to);
             }
-            self.shared.events.send(self.shared.event(&t));
+            self.shared.send_event(&t);
             log(&self.shared.name, &t);
         }
     }

@@ -191,7 +191,7 @@ impl BreakerHandle {
         M: Message,
         F: Fn(super::BreakerEvent) -> Option<M> + Send + 'static,
     {
-        self.shared.events.subscribe(receiver, converter);
+        self.shared.events().subscribe(receiver, converter);
     }
 
     /// Stops the actor (queued outcomes not yet drained are not applied). Dropping every

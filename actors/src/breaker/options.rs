@@ -36,6 +36,7 @@ pub struct BreakerOptions {
     /// Called on every transition.
     pub on_state_change: Option<StateChangeHook>,
     /// Outcomes the lock-free queue holds before `record` falls back to a message (at least 1).
+    /// The queue is allocated by the first outcome, so a breaker never called holds none.
     pub queue_capacity: usize,
     /// How long after the first queued outcome the queue is drained (failures drain at once).
     pub drain_interval: Duration,

@@ -10,6 +10,7 @@
 //! the single total order, either the actor's drain sees the outcome or the caller sees the flag
 //! cleared and schedules another drain.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
@@ -45,12 +46,15 @@ pub(super) struct Shared {
     stopped: AtomicBool,
     /// The instant the breaker was spawned: the origin of `open_until` and of event times.
     base: Instant,
-    queue: ArrayQueue<CallRecord>,
+    /// Allocated by the first outcome: a breaker that has never been called holds no slots.
+    queue: OnceLock<ArrayQueue<CallRecord>>,
+    capacity: usize,
     /// A tick drain is scheduled (or about to be) and has not started yet.
     tick_pending: AtomicBool,
     /// A doorbell drain is in the mailbox and has not started yet.
     bell_pending: AtomicBool,
-    pub(super) events: OutputPort<BreakerEvent>,
+    /// Created by the first subscriber: with none, transitions go to metrics, logs and the hook.
+    events: OnceLock<OutputPort<BreakerEvent>>,
     pub(super) metrics: BreakerMetrics,
 }
 
@@ -59,7 +63,7 @@ impl std::fmt::Debug for Shared {
         f.debug_struct("Shared")
             .field("name", &self.name)
             .field("snapshot", &self.snapshot())
-            .field("queued", &self.queue.len())
+            .field("queued", &self.queue.get().map_or(0, ArrayQueue::len))
             .finish_non_exhaustive()
     }
 }
@@ -84,10 +88,11 @@ impl Shared {
             open_until: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             base: clock::now(),
-            queue: ArrayQueue::new(capacity.max(1)),
+            queue: OnceLock::new(),
+            capacity: capacity.max(1),
             tick_pending: AtomicBool::new(false),
             bell_pending: AtomicBool::new(false),
-            events: OutputPort::default(),
+            events: OnceLock::new(),
             metrics,
         }
     }
@@ -144,7 +149,9 @@ impl Shared {
     /// Queues an outcome; gives it back when the queue is full.
     pub(super) fn push(&self, record: CallRecord) -> Result<Wake, CallRecord> {
         let urgent = record.outcome == CallOutcome::Failure || record.permit.is_probe();
-        self.queue.push(record)?;
+        self.queue
+            .get_or_init(|| ArrayQueue::new(self.capacity))
+            .push(record)?;
         fence(Ordering::SeqCst); // pairs with the fence in `begin_drain`
         let flag = if urgent {
             &self.bell_pending
@@ -176,11 +183,23 @@ impl Shared {
     }
 
     pub(super) fn pop(&self) -> Option<CallRecord> {
-        self.queue.pop()
+        self.queue.get()?.pop()
     }
 
     pub(super) fn capacity(&self) -> usize {
-        self.queue.capacity()
+        self.capacity
+    }
+
+    /// The transitions' output port, created on first use.
+    pub(super) fn events(&self) -> &OutputPort<BreakerEvent> {
+        self.events.get_or_init(OutputPort::default)
+    }
+
+    /// Sends `event` to the subscribers, if there are any.
+    pub(super) fn send_event(&self, t: &Transition) {
+        if let Some(port) = self.events.get() {
+            port.send(self.event(t));
+        }
     }
 
     /// Publishes a new state: the open period's end first, so a caller that sees `Open` reads

@@ -3,8 +3,8 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
@@ -30,7 +30,8 @@ pub(crate) struct Shared {
     /// The published deadline in nanoseconds (per-operation policy: the default).
     current: AtomicU64,
     pub(crate) operations: OperationTable,
-    pub(crate) queue: ArrayQueue<Recorded>,
+    /// Allocated by the first record: a policy nobody has used yet holds no slots.
+    queue: OnceLock<ArrayQueue<Recorded>>,
     /// Whether a `Drain` is queued or a drain tick armed (so records ring the doorbell once).
     pub(crate) drain_scheduled: AtomicBool,
     next_race: AtomicU64,
@@ -43,12 +44,26 @@ impl Shared {
             kind: policy.kind(),
             current: AtomicU64::new(0),
             operations: OperationTable::new(policy),
-            queue: ArrayQueue::new(RECORD_QUEUE_CAPACITY),
+            queue: OnceLock::new(),
             drain_scheduled: AtomicBool::new(false),
             next_race: AtomicU64::new(0),
         };
         shared.publish(policy.initial_timeout());
         shared
+    }
+
+    fn push(&self, recorded: Recorded) -> Result<(), Recorded> {
+        self.queue
+            .get_or_init(|| ArrayQueue::new(RECORD_QUEUE_CAPACITY))
+            .push(recorded)
+    }
+
+    pub(crate) fn pop(&self) -> Option<Recorded> {
+        self.queue.get()?.pop()
+    }
+
+    pub(crate) fn has_queued(&self) -> bool {
+        self.queue.get().is_some_and(|q| !q.is_empty())
     }
 
     pub(crate) fn current(&self) -> Duration {
@@ -129,7 +144,7 @@ impl TimeoutHandle {
             latency,
             outcome,
         };
-        if let Err(recorded) = self.shared.queue.push(recorded) {
+        if let Err(recorded) = self.shared.push(recorded) {
             // A stopped actor has nobody left to tell: dropping is the only option then.
             let _ = self.actor.cast(TimeoutMsg::Record(recorded));
             return;
