@@ -57,6 +57,20 @@ impl<T> ReplyTo<T> {
         }
     }
 
+    /// Whether this is a port (a caller's future waits on its receiver).
+    pub(crate) fn is_port(&self) -> bool {
+        matches!(self.0, Inner::Port(_))
+    }
+
+    /// Completes when a port's receiver is dropped; never, for a callback.
+    pub(crate) async fn closed(&mut self) {
+        match &mut self.0 {
+            Inner::Port(Some(tx)) => tx.closed().await,
+            Inner::Port(None) => {}
+            Inner::Callback(_) => std::future::pending().await,
+        }
+    }
+
     /// Whether the receiving side has gone away (a port whose receiver was dropped).
     pub fn is_closed(&self) -> bool {
         match &self.0 {

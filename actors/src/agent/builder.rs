@@ -17,7 +17,9 @@ use crate::breaker::{BreakerActor, BreakerHandle, BreakerOptions};
 use crate::budget::SharedBudget;
 use crate::config::ResolvedConfig;
 use crate::metrics::AgentMetrics;
-use crate::timeout::{InlineTimeout, TimeoutActor, TimeoutHandle, TimeoutHooks, TimeoutPolicy};
+use crate::timeout::{
+    DeadlineWatch, InlineTimeout, TimeoutActor, TimeoutHandle, TimeoutHooks, TimeoutPolicy,
+};
 
 /// Why an agent could not be spawned.
 ///
@@ -279,6 +281,7 @@ impl<A: Agent> AgentBuilder<A> {
             pool: Pool::new(self.workers),
             breaker,
             timeout,
+            watch: DeadlineWatch::new(self.max_pending),
             retry,
             budget: self.budget,
             on_retry: self.on_retry,

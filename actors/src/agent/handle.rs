@@ -22,7 +22,9 @@ use crate::clock;
 use crate::metrics::{AgentMetrics, RetryOutcome, TaskOutcome, TimeoutOutcome};
 use crate::reply::ReplyTo;
 use crate::task::{CancellationToken, TaskContext, TaskEnvelope, TaskId};
-use crate::timeout::{TimeoutHandle, TimeoutStatus, race_in_caller};
+use crate::timeout::{
+    DeadlineWatch, TimedOut, TimeoutHandle, TimeoutStatus, Watch, Watched, race_until,
+};
 
 /// Per-call options.
 ///
@@ -91,6 +93,22 @@ impl<A: Agent> Pool<A> {
         }
     }
 
+    /// Sends `msg` to the next live worker (round robin), under the read lock: no clone of the
+    /// worker's reference, and no shared counter to bump when the pool has one worker.
+    pub(crate) fn send(&self, msg: WorkerMsg<A>) -> Result<(), PoolSendError> {
+        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+        let n = slots.len();
+        let worker = if n == 1 {
+            slots[0].as_ref()
+        } else {
+            (0..n)
+                .map(|_| self.next.fetch_add(1, Ordering::Relaxed) % n)
+                .find_map(|i| slots[i].as_ref())
+        };
+        let worker = worker.ok_or(PoolSendError::NoWorker)?;
+        worker.send_message(msg).map_err(|_| PoolSendError::Stopped)
+    }
+
     /// Round robin over the live workers.
     pub(crate) fn pick(&self) -> Option<ActorRef<WorkerMsg<A>>> {
         let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
@@ -105,12 +123,23 @@ impl<A: Agent> Pool<A> {
     }
 }
 
+/// Why [`Pool::send`] could not hand a message to a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PoolSendError {
+    /// Every worker is being restarted.
+    NoWorker,
+    /// The picked worker had stopped.
+    Stopped,
+}
+
 /// Everything the handle and the supervisor share about one agent.
 pub(crate) struct Shared<A: Agent> {
     pub(crate) name: Arc<str>,
     pub(crate) pool: Pool<A>,
     pub(crate) breaker: BreakerHandle,
     pub(crate) timeout: AgentTimeout,
+    /// The deadlines of the callers' first attempts, expired by the supervisor's one timer.
+    pub(crate) watch: DeadlineWatch,
     pub(crate) retry: RetryPolicy,
     pub(crate) budget: Option<SharedBudget>,
     pub(crate) on_retry: Option<RetryHook<A::Error>>,
@@ -148,6 +177,9 @@ pub(crate) struct Admitted {
     inflight: Arc<AtomicUsize>,
     metrics: AgentMetrics,
     pub(crate) submitted: Instant,
+    /// When the task's last attempt ended, if that clock read was already taken (the caller's
+    /// own first attempt): the task's duration reuses it instead of reading the clock again.
+    pub(crate) ended: Option<Instant>,
     /// Whether the task's outcome was counted; a task dropped before that (its caller's future
     /// was dropped) is counted as cancelled, so every admitted task has exactly one outcome.
     finished: bool,
@@ -214,6 +246,7 @@ impl<A: Agent> Shared<A> {
             inflight: self.inflight.clone(),
             metrics: self.metrics.clone(),
             submitted: Instant::now(),
+            ended: None,
             finished: false,
         })
     }
@@ -277,7 +310,9 @@ impl<A: Agent> Shared<A> {
             Ok(_) => TaskOutcome::Succeeded,
             Err(e) => e.outcome(),
         };
-        self.metrics.task(outcome, admitted.submitted.elapsed());
+        let ended = admitted.ended.take().unwrap_or_else(Instant::now);
+        self.metrics
+            .task(outcome, ended.saturating_duration_since(admitted.submitted));
         let retried = attempts > 1;
         match (result, retried) {
             (Ok(_), false) => self.metrics.retry(RetryOutcome::SuccessWithoutRetry),
@@ -441,7 +476,7 @@ impl<A: Agent> AgentHandle<A> {
             outcome = tracing::field::Empty,
         );
         let (attempts, result) = self
-            .first_attempt(task, id, deadline, &opts, &admitted)
+            .first_attempt(task, id, deadline, &opts, &mut admitted)
             .instrument(span.clone())
             .await;
         self.shared.finish(&mut admitted, attempts, &result);
@@ -456,7 +491,7 @@ impl<A: Agent> AgentHandle<A> {
         id: TaskId,
         deadline: Option<Instant>,
         opts: &CallOptions,
-        admitted: &Admitted,
+        admitted: &mut Admitted,
     ) -> (u32, Outcome<A>) {
         let shared = &self.shared;
         let user = opts.cancel.as_ref();
@@ -483,50 +518,78 @@ impl<A: Agent> AgentHandle<A> {
         // abandoned call stops its worker); one token, made only here.
         let operation = opts.operation.as_deref();
         let after = shared.attempt_timeout(operation, deadline, now);
+        // The attempt's deadline as an instant, from the one clock read (raced with
+        // `timeout_at`, which reads the clock no more).
+        let at = clock::after(now, after);
         let attempt_cancel =
             user.map_or_else(CancellationToken::new, CancellationToken::child_token);
-        let cancel_on_drop = attempt_cancel.clone().drop_guard();
+        // Borrows the token (a `DropGuard` would take a clone of its own: each clone and drop of
+        // a token locks its node).
+        let cancel_on_drop = CancelOnDrop(Some(&attempt_cancel));
         let ctx = TaskContext {
             id,
             attempt: 1,
-            deadline: Some(clock::after(now, after)),
+            deadline: Some(at),
             cancel: attempt_cancel.clone(),
             retries_here: shared.retried_at_or_above(opts.retried_upstream),
         };
         shared.count_attempt(1);
         let attempt_span = tracing::debug_span!("attempt", task = %id, attempt = 1u32, outcome = tracing::field::Empty);
-        let result = match shared.pool.pick() {
-            None => Err(AttemptError::NoWorker),
-            Some(worker) => {
-                let (reply, rx) = ReplyTo::port();
-                if worker
-                    .send_message(WorkerMsg::Run {
-                        task: task.clone(),
-                        ctx,
-                        reply,
-                    })
-                    .is_err()
-                {
-                    Err(AttemptError::WorkerLost)
-                } else {
-                    tokio::select! {
-                        biased;
-                        raced = race_in_caller(after, &attempt_cancel, rx) => match raced {
-                            Ok(Ok(Ok(output))) => Ok(output),
-                            Ok(Ok(Err(e))) => Err(AttemptError::Agent(e)),
-                            Ok(Err(_closed)) => Err(AttemptError::WorkerLost),
-                            Err(_elapsed) => Err(AttemptError::TimedOut { after }),
-                        },
-                        () = cancelled(user) => {
-                            attempt_cancel.cancel();
-                            drop(permit); // handed back as Ignored
-                            return (1, Err(CallError::Cancelled));
+        let (reply, rx) = ReplyTo::port();
+        let sent = shared.pool.send(WorkerMsg::Run {
+            task: task.clone(),
+            ctx,
+            reply,
+        });
+        let result = match sent {
+            Err(PoolSendError::NoWorker) => Err(AttemptError::NoWorker),
+            Err(PoolSendError::Stopped) => Err(AttemptError::WorkerLost),
+            Ok(()) => {
+                let wait = async {
+                    let raced = match shared.watch.watch(at) {
+                        // The usual case: the supervisor's one timer watches this deadline.
+                        Watch::Queued { ticket, shard, arm } => {
+                            if arm
+                                && self
+                                    .supervisor
+                                    .send_message(SupervisorMsg::DeadlinesDue { shard })
+                                    .is_err()
+                            {
+                                shared.watch.close(); // no supervisor: nobody would expire it
+                            }
+                            match ticket.race(rx).await {
+                                Watched::Replied(reply) => Ok(reply),
+                                Watched::TimedOut => {
+                                    attempt_cancel.cancel();
+                                    Err(Some(TimedOut { after }))
+                                }
+                                Watched::Closed => Err(None),
+                            }
                         }
+                        // Out of order (a shorter deadline than one queued): a timer of its own.
+                        Watch::Refused => race_until(at, after, &attempt_cancel, rx)
+                            .await
+                            .map_err(Some),
+                    };
+                    match raced {
+                        Ok(Ok(Ok(output))) => Ok(output),
+                        Ok(Ok(Err(e))) => Err(AttemptError::Agent(e)),
+                        Ok(Err(_)) | Err(None) => Err(AttemptError::WorkerLost),
+                        Err(Some(_elapsed)) => Err(AttemptError::TimedOut { after }),
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    result = wait => result,
+                    () = cancelled(user) => {
+                        attempt_cancel.cancel();
+                        drop(permit); // handed back as Ignored
+                        return (1, Err(CallError::Cancelled));
                     }
                 }
             }
         };
-        let _ = cancel_on_drop.disarm();
+        cancel_on_drop.disarm();
         // An attempt that failed because the task was cancelled (its worker dropped the queued
         // attempt, or answered early) ends the task cancelled, not failed.
         if result.is_err() && user.is_some_and(CancellationToken::is_cancelled) {
@@ -535,7 +598,14 @@ impl<A: Agent> AgentHandle<A> {
         }
         // 3. record
         attempt_span.record("outcome", attempt_label(&result));
-        shared.record_attempt(permit.take(), &result, operation, now.elapsed());
+        let ended = Instant::now();
+        admitted.ended = Some(ended);
+        shared.record_attempt(
+            permit.take(),
+            &result,
+            operation,
+            ended.saturating_duration_since(now),
+        );
         // 4. failure path
         let error = match result {
             Ok(output) => return (1, Ok(output)),
@@ -643,6 +713,23 @@ impl<A: Agent> AgentHandle<A> {
             .send_message(SupervisorMsg::GetStatus(reply))
             .ok()?;
         rx.await.ok()
+    }
+}
+
+/// Cancels the borrowed token when dropped, unless disarmed.
+struct CancelOnDrop<'a>(Option<&'a CancellationToken>);
+
+impl CancelOnDrop<'_> {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(token) = self.0 {
+            token.cancel();
+        }
     }
 }
 

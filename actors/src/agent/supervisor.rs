@@ -142,6 +142,13 @@ pub enum SupervisorMsg<A: Agent> {
     },
     /// Reports counters (tasks held, restarts, parked restarts).
     GetStatus(ReplyTo<SupervisorStatus>),
+    /// The oldest deadline of the callers' in-flight attempts may have passed: expire what is
+    /// due and re-arm the one timer for the rest (sent by a caller that found it disarmed, and
+    /// by that timer). One timer per shard of the watch (one shard per core).
+    DeadlinesDue {
+        /// The shard of the watch.
+        shard: usize,
+    },
 }
 
 impl<A: Agent> std::fmt::Debug for SupervisorMsg<A> {
@@ -154,6 +161,7 @@ impl<A: Agent> std::fmt::Debug for SupervisorMsg<A> {
                 write!(f, "AttemptDone({key}, {attempt})")
             }
             SupervisorMsg::GetStatus(_) => f.write_str("GetStatus"),
+            SupervisorMsg::DeadlinesDue { shard } => write!(f, "DeadlinesDue({shard})"),
         }
     }
 }
@@ -305,6 +313,17 @@ impl<A: Agent> Actor for SupervisorActor<A> {
                 status.live_workers = state.slots.iter().filter(|s| s.worker.is_some()).count();
                 reply.send(status);
             }
+            SupervisorMsg::DeadlinesDue { shard } => {
+                let now = Instant::now();
+                if let Some(next) = state.shared.watch.expire(shard, now) {
+                    // Detached: the shard stays armed until a run finds nothing pending, so at
+                    // most one of these timers is out per shard.
+                    drop(
+                        myself
+                            .send_after(next - now, move || SupervisorMsg::DeadlinesDue { shard }),
+                    );
+                }
+            }
         }
         state.rearm(&myself);
         Ok(())
@@ -334,6 +353,8 @@ impl<A: Agent> Actor for SupervisorActor<A> {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         state.abandon_all(|| CallError::Cancelled);
+        // Nobody will expire the callers' watched deadlines any more.
+        state.shared.watch.close();
         Ok(())
     }
 }

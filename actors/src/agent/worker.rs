@@ -71,9 +71,30 @@ impl<A: Agent> Actor for WorkerActor<A> {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let WorkerMsg::Run { task, ctx, reply } = message;
+        let WorkerMsg::Run {
+            task,
+            ctx,
+            mut reply,
+        } = message;
         // Abandoned while queued: the race is already decided, do not start the work.
         if ctx.cancel.is_cancelled() || reply.is_closed() {
+            return Ok(());
+        }
+        if reply.is_port() {
+            // A caller's future waits on this reply, and drops its receiver whenever it stops
+            // waiting (its deadline, its cancellation — the token is cancelled first — or the
+            // future dropped): watching that needs no clone of the token and no waiter on its
+            // lock. As below, the agent is polled first, so one honouring `ctx.cancel` answers.
+            let result = tokio::select! {
+                biased;
+                result = state.agent.handle(task, ctx) => Some(result),
+                () = reply.closed() => None,
+            };
+            if let Some(result) = result {
+                if !reply.send(result) {
+                    state.timeout.late_reply();
+                }
+            }
             return Ok(());
         }
         let cancel = ctx.cancel.clone();

@@ -91,6 +91,23 @@ pub async fn race_in_caller<F: Future>(
     }
 }
 
+/// [`race_in_caller`] with the deadline given as an instant `at` (= start + `after`), for a
+/// caller that already read the clock: `timeout_at` reads it no more.
+pub(crate) async fn race_until<F: Future>(
+    at: Instant,
+    after: Duration,
+    cancel: &CancellationToken,
+    fut: F,
+) -> Result<F::Output, TimedOut> {
+    match tokio::time::timeout_at(at, fut).await {
+        Ok(value) => Ok(value),
+        Err(_elapsed) => {
+            cancel.cancel();
+            Err(TimedOut { after })
+        }
+    }
+}
+
 /// The correlation id of one race run by the timeout actor; never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RaceId(pub(crate) u64);
