@@ -276,7 +276,7 @@ impl<A: Agent> AgentBuilder<A> {
         };
         let (policy_name, retry) = self.retry;
         let shared = Arc::new(Shared {
-            metrics: AgentMetrics::new(&self.name, &policy_name),
+            metrics: Arc::new(AgentMetrics::new(&self.name, &policy_name)),
             name: self.name.clone(),
             pool: Pool::new(self.workers),
             breaker,

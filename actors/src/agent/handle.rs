@@ -145,7 +145,9 @@ pub(crate) struct Shared<A: Agent> {
     pub(crate) on_retry: Option<RetryHook<A::Error>>,
     pub(crate) max_pending: usize,
     pub(crate) inflight: Arc<AtomicUsize>,
-    pub(crate) metrics: AgentMetrics,
+    /// Shared by reference with every admitted task (one reference count per task, not a copy
+    /// of every handle: with a recorder installed each handle is reference-counted itself).
+    pub(crate) metrics: Arc<AgentMetrics>,
     /// Set once the supervisor has stopped: new tasks are refused at once.
     pub(crate) closed: AtomicBool,
     /// Attempts started (first attempts included).
@@ -175,7 +177,7 @@ pub struct AgentStats {
 /// One admitted task: releases its admission slot when dropped, wherever it ends.
 pub(crate) struct Admitted {
     inflight: Arc<AtomicUsize>,
-    metrics: AgentMetrics,
+    metrics: Arc<AgentMetrics>,
     pub(crate) submitted: Instant,
     /// When the task's last attempt ended, if that clock read was already taken (the caller's
     /// own first attempt): the task's duration reuses it instead of reading the clock again.
@@ -475,10 +477,14 @@ impl<A: Agent> AgentHandle<A> {
             attempts = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
-        let (attempts, result) = self
-            .first_attempt(task, id, deadline, &opts, &mut admitted)
-            .instrument(span.clone())
-            .await;
+        let attempt = self.first_attempt(task, id, deadline, &opts, &mut admitted);
+        // Entering and leaving a disabled span on every poll is not free: skip the wrapper when
+        // no subscriber wants the span.
+        let (attempts, result) = if span.is_disabled() {
+            attempt.await
+        } else {
+            attempt.instrument(span.clone()).await
+        };
         self.shared.finish(&mut admitted, attempts, &result);
         span.record("attempts", attempts);
         span.record("outcome", outcome_label(&result));
