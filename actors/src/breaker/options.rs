@@ -43,8 +43,11 @@ pub struct BreakerOptions {
 }
 
 impl BreakerOptions {
-    /// The default queue capacity: a millisecond of outcomes at 1 M calls/s.
-    pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+    /// The default queue capacity: a millisecond of outcomes at 256 k calls/s (≈ 12 KiB, allocated
+    /// by the first outcome). Past that a full queue sends the outcome as a message, and handling
+    /// it drains the queue: nothing is lost, and the benchmark's 64 and 1024 concurrent callers
+    /// (≈ 400 k calls/s) lost no throughput against 1024 slots.
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
     /// The default batching tick.
     pub const DEFAULT_DRAIN_INTERVAL: Duration = Duration::from_millis(1);
 
