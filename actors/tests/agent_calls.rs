@@ -327,3 +327,72 @@ async fn a_static_timeout_policy_needs_no_actor_and_still_counts_outcomes() {
     );
     shared.actor().stop(None);
 }
+
+/// First attempts share one timer per core while their deadlines come in start order; a
+/// deadline earlier than one already watched (a shorter per-operation timeout started after a
+/// longer one) gets a timer of its own. Both kinds time out exactly at their deadline.
+#[tokio::test(start_paused = true)]
+async fn watched_and_out_of_order_deadlines_both_time_out_exactly() {
+    use ractor_resilience::timeout::OperationTimeouts;
+
+    let ops = OperationTimeouts::new(ms(1000)).with_operation("fast", ms(100));
+    let agent = AgentBuilder::new("mixed", scripted::quiet)
+        .workers(2)
+        .retry_policy("p", one_attempt())
+        .breaker_settings("b", never_trips())
+        .timeout_policy("t", TimeoutPolicy::PerOperation(ops))
+        .spawn()
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    let slow = {
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            let result = agent.call(Script::ok(5000)).await;
+            (result, t0.elapsed())
+        })
+    };
+    tokio::task::yield_now().await; // the 1000 ms deadline is watched first
+    let fast = agent
+        .call_with(
+            Script::ok(5000),
+            CallOptions::default().with_operation("fast"),
+        )
+        .await;
+    assert_eq!(
+        fast,
+        Err(CallError::TimedOut {
+            after: ms(100),
+            attempts: 1
+        })
+    );
+    assert_eq!(t0.elapsed(), ms(100), "the out-of-order deadline was late");
+    let (slow, took) = slow.await.unwrap();
+    assert_eq!(
+        slow,
+        Err(CallError::TimedOut {
+            after: ms(1000),
+            attempts: 1
+        })
+    );
+    assert_eq!(took, ms(1000), "the watched deadline was late");
+    // Many calls in start order share the watch: each times out exactly 1000 ms after it began.
+    let t1 = Instant::now();
+    let calls: Vec<_> = (0..20u64)
+        .map(|i| {
+            let agent = agent.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(ms(10 * i)).await;
+                let began = Instant::now();
+                let result = agent.call(Script::ok(5000)).await;
+                (result.is_err(), began.elapsed(), began - t1)
+            })
+        })
+        .collect();
+    for call in calls {
+        let (failed, took, _) = call.await.unwrap();
+        assert!(failed);
+        assert_eq!(took, ms(1000));
+    }
+    agent.stop();
+}
