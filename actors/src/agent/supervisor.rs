@@ -353,8 +353,6 @@ impl<A: Agent> Actor for SupervisorActor<A> {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         state.abandon_all(|| CallError::Cancelled);
-        // Nobody will expire the callers' watched deadlines any more.
-        state.shared.watch.close();
         Ok(())
     }
 }
@@ -820,11 +818,14 @@ impl<A: Agent> SupervisorState<A> {
         }
     }
 
-    /// Answers every task still held (shutdown, escalation).
+    /// Answers every task still held (shutdown, escalation, or a failure that skipped
+    /// `post_stop`), and ends the callers' watched first attempts: nobody will expire their
+    /// deadlines any more.
     fn abandon_all(&mut self, error: impl Fn() -> CallError<A::Error>) {
         self.shared
             .closed
             .store(true, std::sync::atomic::Ordering::Release);
+        self.shared.watch.close();
         let keys: Vec<u64> = self.tasks.keys().copied().collect();
         for key in keys {
             self.finish(key, Err(error()));
