@@ -33,6 +33,7 @@ pub mod budget;
 mod clock;
 pub mod config;
 pub mod error;
+mod lazy_queue;
 pub mod metrics;
 pub mod reply;
 pub mod task;

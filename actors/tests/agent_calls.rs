@@ -377,7 +377,6 @@ async fn watched_and_out_of_order_deadlines_both_time_out_exactly() {
     );
     assert_eq!(took, ms(1000), "the watched deadline was late");
     // Many calls in start order share the watch: each times out exactly 1000 ms after it began.
-    let t1 = Instant::now();
     let calls: Vec<_> = (0..20u64)
         .map(|i| {
             let agent = agent.clone();
@@ -385,12 +384,12 @@ async fn watched_and_out_of_order_deadlines_both_time_out_exactly() {
                 tokio::time::sleep(ms(10 * i)).await;
                 let began = Instant::now();
                 let result = agent.call(Script::ok(5000)).await;
-                (result.is_err(), began.elapsed(), began - t1)
+                (result.is_err(), began.elapsed())
             })
         })
         .collect();
     for call in calls {
-        let (failed, took, _) = call.await.unwrap();
+        let (failed, took) = call.await.unwrap();
         assert!(failed);
         assert_eq!(took, ms(1000));
     }

@@ -22,9 +22,7 @@ use crate::clock;
 use crate::metrics::{AgentMetrics, RetryOutcome, TaskOutcome, TimeoutOutcome};
 use crate::reply::ReplyTo;
 use crate::task::{CancellationToken, TaskContext, TaskEnvelope, TaskId};
-use crate::timeout::{
-    DeadlineWatch, TimedOut, TimeoutHandle, TimeoutStatus, Watch, Watched, race_until,
-};
+use crate::timeout::{DeadlineWatch, TimeoutHandle, TimeoutStatus, Watch, Watched, race_until};
 
 /// Per-call options.
 ///
@@ -97,29 +95,29 @@ impl<A: Agent> Pool<A> {
     /// worker's reference, and no shared counter to bump when the pool has one worker.
     pub(crate) fn send(&self, msg: WorkerMsg<A>) -> Result<(), PoolSendError> {
         let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-        let n = slots.len();
-        let worker = if n == 1 {
-            slots[0].as_ref()
-        } else {
-            (0..n)
-                .map(|_| self.next.fetch_add(1, Ordering::Relaxed) % n)
-                .find_map(|i| slots[i].as_ref())
-        };
-        let worker = worker.ok_or(PoolSendError::NoWorker)?;
+        let worker = self.next_live(&slots).ok_or(PoolSendError::NoWorker)?;
         worker.send_message(msg).map_err(|_| PoolSendError::Stopped)
     }
 
     /// Round robin over the live workers.
     pub(crate) fn pick(&self) -> Option<ActorRef<WorkerMsg<A>>> {
         let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+        self.next_live(&slots).cloned()
+    }
+
+    /// The next live worker of `slots` in round-robin order (the only one, without touching
+    /// the shared counter, when the pool has one slot).
+    fn next_live<'s>(
+        &self,
+        slots: &'s [Option<ActorRef<WorkerMsg<A>>>],
+    ) -> Option<&'s ActorRef<WorkerMsg<A>>> {
         let n = slots.len();
-        for _ in 0..n {
-            let i = self.next.fetch_add(1, Ordering::Relaxed) % n;
-            if let Some(worker) = &slots[i] {
-                return Some(worker.clone());
-            }
+        if n == 1 {
+            return slots[0].as_ref();
         }
-        None
+        (0..n)
+            .map(|_| self.next.fetch_add(1, Ordering::Relaxed) % n)
+            .find_map(|i| slots[i].as_ref())
     }
 }
 
@@ -552,7 +550,7 @@ impl<A: Agent> AgentHandle<A> {
             Err(PoolSendError::Stopped) => Err(AttemptError::WorkerLost),
             Ok(()) => {
                 let wait = async {
-                    let raced = match shared.watch.watch(at) {
+                    let raced: Result<_, AttemptError<A::Error>> = match shared.watch.watch(at) {
                         // The usual case: the supervisor's one timer watches this deadline.
                         Watch::Queued { ticket, shard, arm } => {
                             if arm
@@ -567,21 +565,20 @@ impl<A: Agent> AgentHandle<A> {
                                 Watched::Replied(reply) => Ok(reply),
                                 Watched::TimedOut => {
                                     attempt_cancel.cancel();
-                                    Err(Some(TimedOut { after }))
+                                    Err(AttemptError::TimedOut { after })
                                 }
-                                Watched::Closed => Err(None),
+                                Watched::Closed => Err(AttemptError::WorkerLost),
                             }
                         }
                         // Out of order (a shorter deadline than one queued): a timer of its own.
                         Watch::Refused => race_until(at, after, &attempt_cancel, rx)
                             .await
-                            .map_err(Some),
+                            .map_err(|_elapsed| AttemptError::TimedOut { after }),
                     };
-                    match raced {
-                        Ok(Ok(Ok(output))) => Ok(output),
-                        Ok(Ok(Err(e))) => Err(AttemptError::Agent(e)),
-                        Ok(Err(_)) | Err(None) => Err(AttemptError::WorkerLost),
-                        Err(Some(_elapsed)) => Err(AttemptError::TimedOut { after }),
+                    match raced? {
+                        Ok(Ok(output)) => Ok(output),
+                        Ok(Err(e)) => Err(AttemptError::Agent(e)),
+                        Err(_closed) => Err(AttemptError::WorkerLost),
                     }
                 };
                 tokio::select! {

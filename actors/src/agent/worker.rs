@@ -8,7 +8,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use super::Agent;
 use super::deadline::AgentTimeout;
 use crate::reply::ReplyTo;
-use crate::task::TaskContext;
+use crate::task::{CancellationToken, TaskContext};
 
 /// Makes a fresh agent for a (re)started worker.
 pub(crate) type AgentFactory<A> = Arc<dyn Fn() -> A + Send + Sync>;
@@ -80,37 +80,33 @@ impl<A: Agent> Actor for WorkerActor<A> {
         if ctx.cancel.is_cancelled() || reply.is_closed() {
             return Ok(());
         }
-        if reply.is_port() {
-            // A caller's future waits on this reply, and drops its receiver whenever it stops
-            // waiting (its deadline, its cancellation — the token is cancelled first — or the
-            // future dropped): watching that needs no clone of the token and no waiter on its
-            // lock. As below, the agent is polled first, so one honouring `ctx.cancel` answers.
-            let result = tokio::select! {
-                biased;
-                result = state.agent.handle(task, ctx) => Some(result),
-                () = reply.closed() => None,
-            };
-            if let Some(result) = result {
-                if !reply.send(result) {
-                    state.timeout.late_reply();
-                }
-            }
-            return Ok(());
-        }
-        let cancel = ctx.cancel.clone();
+        // How the worker learns that nobody waits for the answer any more. A caller's future
+        // drops its port's receiver whenever it stops waiting (its deadline, its cancellation —
+        // the token is cancelled first — or the future dropped): watching that needs no clone
+        // of the token and no waiter on its lock. A callback (an attempt the supervisor drives)
+        // is watched through the attempt's token.
+        let token = (!reply.is_port()).then(|| ctx.cancel.clone());
         // The worker is the one place that awaits the agent: one task at a time per worker.
         // The agent is polled first so that one honouring `ctx.cancel` sees the signal and
         // answers; one that ignores it is abandoned (dropped) once the signal fires.
-        tokio::select! {
+        let result = tokio::select! {
             biased;
-            result = state.agent.handle(task, ctx) => {
-                if !reply.send(result) {
-                    // The race ended first: the late reply is dropped and counted.
-                    state.timeout.late_reply();
-                }
-            }
-            () = cancel.cancelled() => {}
+            result = state.agent.handle(task, ctx) => Some(result),
+            () = abandoned(&mut reply, token.as_ref()) => None,
+        };
+        // The race ended first: the late reply is dropped and counted.
+        if result.is_some_and(|result| !reply.send(result)) {
+            state.timeout.late_reply();
         }
         Ok(())
+    }
+}
+
+/// Completes when the attempt is abandoned: `token` cancelled, or without one, `reply`'s
+/// receiver dropped.
+async fn abandoned<T>(reply: &mut ReplyTo<T>, token: Option<&CancellationToken>) {
+    match token {
+        Some(token) => token.cancelled().await,
+        None => reply.closed().await,
     }
 }

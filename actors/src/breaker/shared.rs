@@ -14,7 +14,6 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
-use crossbeam_queue::ArrayQueue;
 use ractor::OutputPort;
 use ractor_resilience_core::breaker::{
     BreakerState, CallOutcome, Permit, Rejected, Snapshot, Transition,
@@ -22,6 +21,7 @@ use ractor_resilience_core::breaker::{
 
 use super::messages::{BreakerEvent, CallRecord, DrainCause};
 use crate::clock;
+use crate::lazy_queue::LazyQueue;
 use crate::metrics::BreakerMetrics;
 
 /// Who must be woken after an outcome was queued.
@@ -47,8 +47,7 @@ pub(super) struct Shared {
     /// The instant the breaker was spawned: the origin of `open_until` and of event times.
     base: Instant,
     /// Allocated by the first outcome: a breaker that has never been called holds no slots.
-    queue: OnceLock<ArrayQueue<CallRecord>>,
-    capacity: usize,
+    queue: LazyQueue<CallRecord>,
     /// A tick drain is scheduled (or about to be) and has not started yet.
     tick_pending: AtomicBool,
     /// A doorbell drain is in the mailbox and has not started yet.
@@ -63,7 +62,7 @@ impl std::fmt::Debug for Shared {
         f.debug_struct("Shared")
             .field("name", &self.name)
             .field("snapshot", &self.snapshot())
-            .field("queued", &self.queue.get().map_or(0, ArrayQueue::len))
+            .field("queued", &self.queue.len())
             .finish_non_exhaustive()
     }
 }
@@ -88,8 +87,7 @@ impl Shared {
             open_until: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             base: clock::now(),
-            queue: OnceLock::new(),
-            capacity: capacity.max(1),
+            queue: LazyQueue::new(capacity),
             tick_pending: AtomicBool::new(false),
             bell_pending: AtomicBool::new(false),
             events: OnceLock::new(),
@@ -149,9 +147,7 @@ impl Shared {
     /// Queues an outcome; gives it back when the queue is full.
     pub(super) fn push(&self, record: CallRecord) -> Result<Wake, CallRecord> {
         let urgent = record.outcome == CallOutcome::Failure || record.permit.is_probe();
-        self.queue
-            .get_or_init(|| ArrayQueue::new(self.capacity))
-            .push(record)?;
+        self.queue.push(record)?;
         fence(Ordering::SeqCst); // pairs with the fence in `begin_drain`
         let flag = if urgent {
             &self.bell_pending
@@ -183,11 +179,11 @@ impl Shared {
     }
 
     pub(super) fn pop(&self) -> Option<CallRecord> {
-        self.queue.get()?.pop()
+        self.queue.pop()
     }
 
     pub(super) fn capacity(&self) -> usize {
-        self.capacity
+        self.queue.capacity()
     }
 
     /// The transitions' output port, created on first use.

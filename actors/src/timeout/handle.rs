@@ -3,11 +3,10 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crossbeam_queue::ArrayQueue;
 use ractor::{ActorRef, MessagingErr};
 
 use super::msg::{Recorded, TimeoutMsg};
@@ -15,6 +14,7 @@ use super::policy::{OperationTable, PolicyKind, TimeoutPolicy};
 use super::race::{RaceError, RaceId, RaceStart, TimedOut, race_in_caller, race_pair};
 use super::status::TimeoutStatus;
 use crate::clock;
+use crate::lazy_queue::LazyQueue;
 use crate::metrics::TimeoutOutcome;
 use crate::reply::ReplyTo;
 use crate::task::CancellationToken;
@@ -32,7 +32,7 @@ pub(crate) struct Shared {
     current: AtomicU64,
     pub(crate) operations: OperationTable,
     /// Allocated by the first record: a policy nobody has used yet holds no slots.
-    queue: OnceLock<ArrayQueue<Recorded>>,
+    pub(crate) queue: LazyQueue<Recorded>,
     /// Whether a `Drain` is queued or a drain tick armed (so records ring the doorbell once).
     pub(crate) drain_scheduled: AtomicBool,
     next_race: AtomicU64,
@@ -45,26 +45,12 @@ impl Shared {
             kind: policy.kind(),
             current: AtomicU64::new(0),
             operations: OperationTable::new(policy),
-            queue: OnceLock::new(),
+            queue: LazyQueue::new(RECORD_QUEUE_CAPACITY),
             drain_scheduled: AtomicBool::new(false),
             next_race: AtomicU64::new(0),
         };
         shared.publish(policy.initial_timeout());
         shared
-    }
-
-    fn push(&self, recorded: Recorded) -> Result<(), Recorded> {
-        self.queue
-            .get_or_init(|| ArrayQueue::new(RECORD_QUEUE_CAPACITY))
-            .push(recorded)
-    }
-
-    pub(crate) fn pop(&self) -> Option<Recorded> {
-        self.queue.get()?.pop()
-    }
-
-    pub(crate) fn has_queued(&self) -> bool {
-        self.queue.get().is_some_and(|q| !q.is_empty())
     }
 
     pub(crate) fn current(&self) -> Duration {
@@ -145,7 +131,7 @@ impl TimeoutHandle {
             latency,
             outcome,
         };
-        if let Err(recorded) = self.shared.push(recorded) {
+        if let Err(recorded) = self.shared.queue.push(recorded) {
             // A stopped actor has nobody left to tell: dropping is the only option then.
             let _ = self.actor.cast(TimeoutMsg::Record(recorded));
             return;

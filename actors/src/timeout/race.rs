@@ -82,13 +82,8 @@ pub async fn race_in_caller<F: Future>(
     cancel: &CancellationToken,
     fut: F,
 ) -> Result<F::Output, TimedOut> {
-    match tokio::time::timeout(deadline, fut).await {
-        Ok(value) => Ok(value),
-        Err(_elapsed) => {
-            cancel.cancel();
-            Err(TimedOut { after: deadline })
-        }
-    }
+    let at = crate::clock::after(Instant::now(), deadline);
+    race_until(at, deadline, cancel, fut).await
 }
 
 /// [`race_in_caller`] with the deadline given as an instant `at` (= start + `after`), for a

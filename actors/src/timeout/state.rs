@@ -12,7 +12,7 @@ use ractor_resilience_core::estimator::AdaptiveTimeout;
 use tokio::time::Instant;
 
 use super::deadline_queue::{DeadlineQueue, TimerId};
-use super::handle::{RECORD_QUEUE_CAPACITY, Shared};
+use super::handle::Shared;
 use super::hooks::TimeoutHooks;
 use super::msg::{Recorded, TimeoutMsg};
 use super::policy::TimeoutPolicy;
@@ -142,8 +142,8 @@ impl TimeoutState {
     /// actor cannot starve its mailbox); returns how many.
     pub(crate) fn drain(&mut self) -> usize {
         let mut drained = 0;
-        while drained < RECORD_QUEUE_CAPACITY {
-            let Some(recorded) = self.shared.pop() else {
+        while drained < self.shared.queue.capacity() {
+            let Some(recorded) = self.shared.queue.pop() else {
                 break;
             };
             self.observe(recorded);
@@ -164,7 +164,9 @@ impl TimeoutState {
         self.shared.drain_scheduled.store(false, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         // A record pushed after the last pop may have seen the flag still set and not rung.
-        if self.shared.has_queued() && !self.shared.drain_scheduled.swap(true, Ordering::SeqCst) {
+        if !self.shared.queue.is_empty()
+            && !self.shared.drain_scheduled.swap(true, Ordering::SeqCst)
+        {
             myself.send_after(DRAIN_TICK, || TimeoutMsg::Drain);
         }
     }
