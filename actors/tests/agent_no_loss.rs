@@ -3,6 +3,7 @@
 //! exactly once, and the outcome counts add up to the number submitted, in the metrics too.
 
 mod scripted;
+mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -59,14 +60,7 @@ fn task_counters(exposition: &str) -> HashMap<String, u64> {
 fn ten_thousand_random_tasks_each_end_in_exactly_one_outcome() {
     scripted::quiet_panics();
     let recorder = PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    let _guard = metrics::set_default_local_recorder(&recorder);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    let counts = runtime.block_on(async {
+    let (counts, handle) = support::paused_with_recorder(recorder, |handle| async move {
         let agent = AgentBuilder::new("chaos", quiet)
             .workers(16)
             .max_pending(20_000)
@@ -147,7 +141,7 @@ fn ten_thousand_random_tasks_each_end_in_exactly_one_outcome() {
         assert_eq!(counts.values().sum::<u64>(), total);
         assert_eq!(agent.inflight(), 0);
         agent.stop();
-        counts
+        (counts, handle)
     });
     // Every outcome happened (the mix exercises each path) and the metrics agree exactly.
     for outcome in [

@@ -33,6 +33,8 @@
 //! cargo test --release -p ractor-resilience --test chaos_soak -- --ignored --nocapture
 //! ```
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -545,14 +547,7 @@ fn soak(tasks: u64, seed: u64) -> Report {
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &DURATION_BUCKETS)
         .unwrap()
         .build_recorder();
-    let metrics = recorder.handle();
-    let _guard = metrics::set_default_local_recorder(&recorder);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    runtime.block_on(run(tasks, seed, metrics))
+    support::paused_with_recorder(recorder, |metrics| run(tasks, seed, metrics))
 }
 
 async fn run(tasks: u64, seed: u64, metrics: PrometheusHandle) -> Report {

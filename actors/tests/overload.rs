@@ -7,6 +7,7 @@
 //! leaving the bound: the test can see the failure it guards against.
 
 mod scripted;
+mod support;
 
 use std::time::Duration;
 
@@ -180,14 +181,7 @@ fn simulate<F: std::future::Future<Output = ()>>(body: impl FnOnce(PrometheusHan
         )
         .unwrap()
         .build_recorder();
-    let handle = recorder.handle();
-    let _guard = metrics::set_default_local_recorder(&recorder);
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap()
-        .block_on(body(handle));
+    support::paused_with_recorder(recorder, body);
 }
 
 async fn spawn_agent(name: &str, max_pending: usize) -> AgentHandle<Scripted> {

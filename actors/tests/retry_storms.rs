@@ -17,6 +17,8 @@
 //! D's load multiplier. The gauge is per policy and process-wide, so each case names its own
 //! policies.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -190,15 +192,7 @@ fn amplification(metrics: &PrometheusHandle, policy: &str) -> f64 {
 
 /// Runs `body` on a paused current-thread runtime with a Prometheus recorder of its own.
 fn simulate<F: std::future::Future<Output = ()>>(body: impl FnOnce(PrometheusHandle) -> F) {
-    let recorder = PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    let _guard = metrics::set_default_local_recorder(&recorder);
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap()
-        .block_on(body(handle));
+    support::paused_with_recorder(PrometheusBuilder::new().build_recorder(), body);
 }
 
 const REQUESTS: u64 = 1000;

@@ -1,12 +1,30 @@
 //! Small helpers shared by the actor tests: durations, letting spawned work run on the paused
-//! clock, and a probe actor that forwards what it receives to a channel the test reads.
+//! clock, a paused runtime with a metrics recorder of its own, and a probe actor that forwards
+//! what it receives to a channel the test reads.
 #![allow(dead_code)]
 
 use std::marker::PhantomData;
 use std::time::Duration;
 
+use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 use ractor::{Actor, ActorProcessingErr, ActorRef, Message};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+/// Runs `body` on a paused current-thread runtime with `recorder` installed as this thread's
+/// metrics recorder; `body` gets the recorder's handle, to render what was recorded.
+pub fn paused_with_recorder<F: std::future::Future>(
+    recorder: PrometheusRecorder,
+    body: impl FnOnce(PrometheusHandle) -> F,
+) -> F::Output {
+    let handle = recorder.handle();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+        .block_on(body(handle))
+}
 
 /// `n` milliseconds.
 pub fn ms(n: u64) -> Duration {
