@@ -529,7 +529,7 @@ impl<A: Agent> AgentHandle<A> {
             user.map_or_else(CancellationToken::new, CancellationToken::child_token);
         // Borrows the token (a `DropGuard` would take a clone of its own: each clone and drop of
         // a token locks its node).
-        let cancel_on_drop = CancelOnDrop(Some(&attempt_cancel));
+        let cancel_on_drop = attempt_cancel.drop_guard_ref();
         let ctx = TaskContext {
             id,
             attempt: 1,
@@ -592,7 +592,7 @@ impl<A: Agent> AgentHandle<A> {
                 }
             }
         };
-        cancel_on_drop.disarm();
+        let _ = cancel_on_drop.disarm();
         // An attempt that failed because the task was cancelled (its worker dropped the queued
         // attempt, or answered early) ends the task cancelled, not failed.
         if result.is_err() && user.is_some_and(CancellationToken::is_cancelled) {
@@ -716,23 +716,6 @@ impl<A: Agent> AgentHandle<A> {
             .send_message(SupervisorMsg::GetStatus(reply))
             .ok()?;
         rx.await.ok()
-    }
-}
-
-/// Cancels the borrowed token when dropped, unless disarmed.
-struct CancelOnDrop<'a>(Option<&'a CancellationToken>);
-
-impl CancelOnDrop<'_> {
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for CancelOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Some(token) = self.0 {
-            token.cancel();
-        }
     }
 }
 
