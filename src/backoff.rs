@@ -23,7 +23,9 @@
 //! | [`Jitter::Equal`] | `expo(n)/2 + U[0, expo(n)/2]` |
 //! | [`Jitter::Decorrelated`] | `sₖ = min(max_delay, U[initial_delay, 3 × sₖ₋₁])`, `s₋₁ = initial_delay` |
 //!
-//! Every delay is at most `max_delay`, whatever the jitter.
+//! Every delay is at most `max_delay`, whatever the jitter. A zero `initial_delay` ("retry at
+//! once") is accepted only with [`Jitter::None`]: every other kind scales its draw by the base,
+//! so a zero base would make it silently do nothing.
 //!
 //! The seed's `WithOnRetry(attempt, err, delay)` hook is deliberately not here: this module
 //! returns delays and knows nothing about errors or attempts in flight. The retry supervisor in
@@ -55,3 +57,4 @@ mod policy;
 pub use exponential::ExponentialBackoff;
 pub use jitter::Jitter;
 pub use policy::{RetryPolicy, RetryPolicyBuilder};
+pub(crate) use policy::{clamp_to_duration, nanos};

@@ -13,6 +13,9 @@
 //! | [`backoff`] | how long to wait before the next attempt: exponential backoff with jitter |
 //! | [`budget`] | whether a retry is affordable: Finagle-style token-bucket retry budgets |
 //! | [`estimator`] | how long to wait for a reply: windowed-quantile adaptive timeouts |
+//! | [`queue`] | how long a task may wait for a worker: CoDel with adaptive LIFO |
+//! | [`retry`] | what follows a failed attempt: retry after which delay, or give up and why |
+//! | [`supervision`] | when to restart a crashed worker, and when to stop trying: restart backoff and intensity |
 //!
 //! Invariants every module keeps:
 //! - inputs are `on_*`/`try_*` methods that take `now`; outputs (transitions, delays, decisions)
@@ -32,6 +35,9 @@ pub mod backoff;
 pub mod breaker;
 pub mod budget;
 pub mod estimator;
+pub mod queue;
+pub mod retry;
 mod settings;
+pub mod supervision;
 
 pub use settings::{InvalidSettings, MAX_DURATION, Ratio};

@@ -156,13 +156,15 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
     prop::collection::vec(op, 0..300)
 }
 
-/// `(retry_percent, deposit tokens, withdraw tokens)`, chosen so `1/p` is exact.
+/// `(retry_percent, deposit tokens, withdraw tokens)`: Finagle's amounts, a deposit worth 1000
+/// and a retry `⌊1000/p⌋`.
 fn percents() -> impl Strategy<Value = (f64, i64, i64)> {
     prop_oneof![
         Just((0.0, 0, 1)),
-        Just((0.25, 1, 4)),
-        Just((0.5, 1, 2)),
-        Just((1.0, 1, 1)),
+        Just((0.25, 1000, 4000)),
+        Just((0.5, 1000, 2000)),
+        Just((0.75, 1000, 1333)),
+        Just((1.0, 1000, 1000)),
         Just((2.0, 1000, 500)),
     ]
 }
@@ -292,10 +294,14 @@ fn deposits_reach_every_ancestor_but_no_descendant() {
     tree.deposit(leaf, t0);
     tree.deposit(middle, t0);
     let ids = [root, middle, leaf, sibling];
-    assert_eq!(balances(&tree, &ids, t0), [2, 2, 1, 0]);
+    let deposit = RetryBudget::SCALE;
+    assert_eq!(
+        balances(&tree, &ids, t0),
+        [2 * deposit, 2 * deposit, deposit, 0]
+    );
     assert_eq!(tree.available(sibling, t0), 0);
     assert!(tree.try_withdraw(leaf, t0));
-    assert_eq!(balances(&tree, &ids, t0), [1, 1, 0, 0]);
+    assert_eq!(balances(&tree, &ids, t0), [deposit, deposit, 0, 0]);
 }
 
 proptest! {
@@ -334,5 +340,62 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+// ===== Finagle's vectors =====
+
+/// Finagle's `RetryBudgetTest` ("percentCanRetry"): 10 000 deposits, no reserve, then withdraw
+/// until refused. Every percent is scaled by 1000, so 0.75 allows 7500 retries, not 10 000.
+#[test]
+fn percent_can_retry_is_scaled_not_rounded_to_a_whole_cost() {
+    const DEPOSITS: u32 = 10_000;
+    for (percent, expected) in [(0.75, 7500u32), (0.99, 9900), (0.999, 9990), (0.1, 1000)] {
+        let t0 = Instant::now();
+        let mut budget = RetryBudget::new(settings(ms(1000), 0, percent), t0);
+        for _ in 0..DEPOSITS {
+            budget.deposit(t0);
+        }
+        let available = budget.available(t0);
+        let mut withdrawn = 0u32;
+        while budget.try_withdraw(t0) {
+            withdrawn += 1;
+        }
+        assert!(
+            withdrawn.abs_diff(expected) <= 1,
+            "retry_percent {percent}: {withdrawn} withdrawals, expected {expected} ± 1"
+        );
+        assert_eq!(available, u64::from(withdrawn), "retry_percent {percent}");
+    }
+}
+
+/// A percent above 1 lets each request pay for several retries (`2.0`: two per request).
+#[test]
+fn percent_above_one_allows_several_retries_per_request() {
+    let t0 = Instant::now();
+    for (percent, per_request) in [(2.0, 2u32), (3.0, 3), (1000.0, 1000)] {
+        let mut budget = RetryBudget::new(settings(ms(1000), 0, percent), t0);
+        for _ in 0..10 {
+            budget.deposit(t0);
+        }
+        let withdrawn = std::iter::from_fn(|| budget.try_withdraw(t0).then_some(())).count();
+        assert_eq!(
+            withdrawn as u32,
+            10 * per_request,
+            "retry_percent {percent}"
+        );
+    }
+}
+
+/// The reserve is `min_per_second × ttl` retries whatever the percent (it is scaled like a
+/// retry's cost, so a fractional percent does not shrink or grow it).
+#[test]
+fn reserve_is_whole_retries_at_any_percent() {
+    let t0 = Instant::now();
+    for percent in [0.0, 0.001, 0.2, 0.75, 1.0, 2.0, 1000.0] {
+        let mut budget = RetryBudget::new(settings(ms(3000), 7, percent), t0);
+        assert_eq!(budget.available(t0), 21, "retry_percent {percent}");
+        let withdrawn = std::iter::from_fn(|| budget.try_withdraw(t0).then_some(())).count();
+        assert_eq!(withdrawn, 21, "retry_percent {percent}");
     }
 }

@@ -122,3 +122,38 @@ fn one_attempt_means_no_retry() {
     let policy = RetryPolicy::builder().with_max_attempts(1).build().unwrap();
     assert_eq!(policy.backoff(SmallRng::seed_from_u64(0)).count(), 0);
 }
+
+/// "Retry at once": a zero `initial_delay` without jitter gives zero delays, every time.
+#[test]
+fn zero_initial_delay_without_jitter_retries_at_once() {
+    let policy = RetryPolicy::builder()
+        .with_max_attempts(4)
+        .with_initial_delay(Duration::ZERO)
+        .without_jitter()
+        .build()
+        .expect("zero initial_delay with jitter none is valid");
+    assert_eq!(policy.initial_delay(), Duration::ZERO);
+    let delays: Vec<_> = policy.backoff(SmallRng::seed_from_u64(0)).collect();
+    assert_eq!(delays, [Duration::ZERO; 3]);
+    assert_eq!(policy.base_delay(u32::MAX), Duration::ZERO);
+}
+
+/// Every jitter kind scales the base delay, so a zero base would silently turn it off: the
+/// builder asks for jitter none instead, naming `initial_delay`.
+#[test]
+fn zero_initial_delay_with_any_jitter_is_rejected() {
+    for jitter in [
+        Jitter::SEED_PROPORTIONAL,
+        Jitter::Full,
+        Jitter::Equal,
+        Jitter::Decorrelated,
+    ] {
+        let err = RetryPolicy::builder()
+            .with_initial_delay(Duration::ZERO)
+            .with_jitter(jitter)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field, "initial_delay", "{jitter:?}");
+        assert!(err.reason.contains("jitter"), "{jitter:?}: {err}");
+    }
+}

@@ -74,7 +74,8 @@ impl RetryPolicy {
         self.max_attempts
     }
 
-    /// The un-jittered delay before the first retry. Greater than zero.
+    /// The un-jittered delay before the first retry. Greater than zero, unless the jitter is
+    /// [`Jitter::None`] (then zero means "retry at once", every time).
     pub const fn initial_delay(&self) -> Duration {
         self.initial_delay
     }
@@ -109,6 +110,10 @@ impl RetryPolicy {
     /// assert_eq!(policy.base_delay(10_000), Duration::from_secs(30));
     /// ```
     pub fn base_delay(&self, retry: u32) -> Duration {
+        if self.initial_delay.is_zero() {
+            // 0 × ∞ would be NaN for huge exponents: zero stays zero.
+            return Duration::ZERO;
+        }
         let exponent = i32::try_from(retry).unwrap_or(i32::MAX);
         let ns = nanos(self.initial_delay) * self.multiplier.powi(exponent);
         clamp_to_duration(ns, nanos(self.max_delay), self.max_delay)
@@ -183,7 +188,33 @@ impl RetryPolicyBuilder {
         self
     }
 
-    /// The un-jittered delay before the first retry (`initial_delay`, greater than zero).
+    /// The un-jittered delay before the first retry (`initial_delay`, at most `max_delay`).
+    ///
+    /// Zero is allowed only with [`Jitter::None`], and then means "retry at once": every delay
+    /// is `0 × multiplierⁿ = 0`. Every other jitter draws from a range scaled by this base
+    /// (decorrelated's lower bound *is* `initial_delay`, and it grows from `3 ×` the previous
+    /// delay), so with a zero base every delay would be zero and the jitter would silently do
+    /// nothing; [`build`](Self::build) refuses that combination instead.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rand::{SeedableRng, rngs::SmallRng};
+    /// use ractor_resilience_core::backoff::{Jitter, RetryPolicy};
+    ///
+    /// let at_once = RetryPolicy::builder()
+    ///     .with_initial_delay(Duration::ZERO)
+    ///     .without_jitter()
+    ///     .build()?;
+    /// assert!(at_once.backoff(SmallRng::seed_from_u64(0)).all(|d| d.is_zero()));
+    ///
+    /// let err = RetryPolicy::builder()
+    ///     .with_initial_delay(Duration::ZERO)
+    ///     .with_jitter(Jitter::Full)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.field, "initial_delay");
+    /// # Ok::<(), ractor_resilience_core::InvalidSettings>(())
+    /// ```
     pub const fn with_initial_delay(mut self, initial_delay: Duration) -> Self {
         self.initial_delay = initial_delay;
         self
@@ -217,8 +248,9 @@ impl RetryPolicyBuilder {
     /// # Errors
     ///
     /// [`InvalidSettings`] naming the first offending field: `max_attempts` if 0,
-    /// `initial_delay` if zero or greater than `max_delay`, `multiplier` if NaN, infinite or
-    /// below 1.
+    /// `initial_delay` if zero with a jitter other than [`Jitter::None`] or greater than
+    /// `max_delay`, `max_delay` if above [`MAX_DURATION`](crate::MAX_DURATION), `multiplier`
+    /// if NaN, infinite or below 1.
     pub fn build(self) -> Result<RetryPolicy, InvalidSettings> {
         if self.max_attempts == 0 {
             return Err(InvalidSettings::new(
@@ -226,10 +258,12 @@ impl RetryPolicyBuilder {
                 "must be at least 1, got 0",
             ));
         }
-        if self.initial_delay.is_zero() {
+        // A zero base is "retry at once" without jitter; with jitter it would scale every
+        // draw to zero and silently disable the jitter (see `with_initial_delay`).
+        if self.initial_delay.is_zero() && !matches!(self.jitter, Jitter::None) {
             return Err(InvalidSettings::new(
                 "initial_delay",
-                "must be greater than zero",
+                "must be greater than zero unless jitter is none (every jitter scales it)",
             ));
         }
         if self.initial_delay > self.max_delay {
@@ -274,14 +308,14 @@ impl Default for RetryPolicyBuilder {
 }
 
 /// A duration in nanoseconds as `f64` (exact up to 2⁵³ ns ≈ 104 days).
-pub(super) fn nanos(d: Duration) -> f64 {
+pub(crate) fn nanos(d: Duration) -> f64 {
     d.as_nanos() as f64
 }
 
 /// Converts `ns` to a `Duration`, saturating at `cap` (`cap_ns` is `nanos(cap)`); NaN and
 /// infinities also give `cap`.
 #[inline]
-pub(super) fn clamp_to_duration(ns: f64, cap_ns: f64, cap: Duration) -> Duration {
+pub(crate) fn clamp_to_duration(ns: f64, cap_ns: f64, cap: Duration) -> Duration {
     if ns < cap_ns {
         // `as u64` saturates; the `min` guards against rounding above a cap beyond 2⁵³ ns.
         Duration::from_nanos(ns.round() as u64).min(cap)

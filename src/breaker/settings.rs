@@ -21,8 +21,13 @@ pub enum SlidingWindow {
     /// The last `n` recorded calls (resilience4j `COUNT_BASED`).
     Count(NonZeroU32),
     /// The calls recorded during the last `duration`, kept in [`TIME_WINDOW_BUCKETS`] buckets of
-    /// `duration / TIME_WINDOW_BUCKETS` each (Hystrix's rolling window): a call leaves the window
-    /// between `duration` and `duration × (1 + 1/TIME_WINDOW_BUCKETS)` after it was recorded.
+    /// `duration / TIME_WINDOW_BUCKETS` each (Hystrix's rolling window): the window is the
+    /// current bucket and the `TIME_WINDOW_BUCKETS − 1` before it, so a call counts for **more
+    /// than `duration × (1 − 1/TIME_WINDOW_BUCKETS)` and at most `duration`** after it was
+    /// recorded (0.9 × to 1 × `duration`, as in resilience4j's time-based window). Exactly: a
+    /// call leaves when the `TIME_WINDOW_BUCKETS`-th bucket after its own begins; buckets are
+    /// aligned on the first call recorded since the window was last cleared, and their width is
+    /// rounded down to the nanosecond (so "0.9 ×" may be a few nanoseconds short).
     Time(Duration),
 }
 

@@ -252,4 +252,38 @@ mod tests {
             }
         );
     }
+
+    /// `SlidingWindow::Time`'s documented bound: a call counts for more than 9 buckets
+    /// (`0.9 × duration`) and at most `duration`; exactly, until the 10th bucket after its own
+    /// begins.
+    #[test]
+    fn time_window_counts_a_call_between_nine_tenths_and_all_of_duration() {
+        let ns = Duration::from_nanos;
+        // 1 s divides into 100 ms buckets; 1 s + 7 ns leaves 7 ns over (the window is 10 buckets).
+        for d in [ms(1000), ms(1000) + ns(7)] {
+            let w = d / TIME_WINDOW_BUCKETS as u32;
+            for offset in [ns(0), ns(1), ms(50), w - ns(1)] {
+                let t0 = Instant::now();
+                let mut window = Window::new(SlidingWindow::Time(d));
+                window.record(false, false, t0); // buckets are aligned on the first call
+                let t = t0 + 3 * w + offset;
+                window.record(true, false, t);
+                let counted = |at: Instant| window.counts(at).failures == 1;
+                let case = format!("duration {d:?}, offset {offset:?} into bucket 3");
+                assert!(counted(t), "{case}: at t");
+                // More than 9 buckets: 0.9 × duration when it divides into nanosecond buckets.
+                assert!(counted(t + 9 * w), "{case}: at t + 9 buckets");
+                if w * TIME_WINDOW_BUCKETS as u32 == d {
+                    assert!(counted(t + d.mul_f64(0.9)), "{case}: at t + 0.9·d");
+                }
+                // Exact edge: bucket 3 leaves when bucket 13 starts.
+                assert!(
+                    counted(t0 + 13 * w - ns(1)),
+                    "{case}: last instant of bucket 12"
+                );
+                assert!(!counted(t0 + 13 * w), "{case}: first instant of bucket 13");
+                assert!(!counted(t + d), "{case}: at t + duration");
+            }
+        }
+    }
 }

@@ -15,10 +15,18 @@ const LIVE: usize = SLOTS as usize + 1;
 ///
 /// In steady state it allows `retries/s ≤ retry_percent × requests/s + min_per_second`.
 ///
-/// Accounting is in integer tokens, as in tower's `TpsBudget`: with `retry_percent` `p`, a
-/// deposit adds 1 token and a retry costs `⌊1/p⌋` (for `p ≤ 1`), or a deposit adds 1000 and a
-/// retry costs `⌊1000/p⌋` (for `p > 1`); with `p = 0`, deposits add nothing and retries cost 1.
-/// A constant reserve of `min_per_second × ttl` retries' worth of tokens backs the floor.
+/// Accounting is in integer tokens, as in Finagle's `RetryBudget`: every percent is scaled by
+/// [`SCALE`](Self::SCALE) (Finagle's `ScaleFactor`, 1000). With `retry_percent` `p > 0`, a
+/// deposit adds 1000 tokens and a retry costs `⌊1000/p⌋`, so `p = 0.75` allows 7500 retries per
+/// 10 000 requests and `p = 2.0` two retries per request; with `p = 0`, deposits add nothing and
+/// retries cost 1. A constant reserve of `min_per_second × ttl` retries' worth of tokens (each
+/// retry costing the same `⌊1000/p⌋`) backs the floor.
+///
+/// Tower's `TpsBudget` scales only percents above 1: for `p ≤ 1` it charges `⌊1/p⌋` tokens
+/// against deposits of 1, so every percent in `(0.5, 1)` costs one token per retry and allows
+/// *100%* retries (0.3 allows 33%). This budget does not copy that rounding flaw: for `p ≤ 1`
+/// it allows less than `p + 0.001` retries per request. Large percents still round as in
+/// Finagle (every `p` in `(500, 1000]` costs one token: 1000 retries per request).
 ///
 /// Time is cut into slots of `ttl/10` counted from the `now` given to [`new`](Self::new).
 /// Deposits *and* withdrawals are recorded in the current slot and both leave the window after
@@ -71,16 +79,35 @@ struct Slot {
 // ===== impl RetryBudget =====
 
 impl RetryBudget {
+    /// The tokens one deposit is worth when `retry_percent > 0` (Finagle's `ScaleFactor`): a
+    /// retry costs `⌊SCALE / retry_percent⌋` of them.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ractor_resilience_core::budget::{BudgetSettings, RetryBudget};
+    ///
+    /// let t0 = Instant::now();
+    /// let mut budget = RetryBudget::new(BudgetSettings::new(Duration::from_secs(1), 0, 0.75)?, t0);
+    /// budget.deposit(t0);
+    /// assert_eq!(budget.balance(t0), RetryBudget::SCALE);
+    /// for _ in 0..3 {
+    ///     budget.deposit(t0);
+    /// }
+    /// assert_eq!(budget.available(t0), 3); // 4 requests × 0.75
+    /// # Ok::<(), ractor_resilience_core::InvalidSettings>(())
+    /// ```
+    pub const SCALE: i64 = 1000;
+
     /// An empty budget (only the reserve) whose window starts at `now`.
     pub fn new(settings: BudgetSettings, now: Instant) -> Self {
         let percent = settings.retry_percent();
-        // Float-to-int `as` saturates, so a tiny percent gives a huge (not wrapped) cost.
+        // Finagle: `depositAmount = ScaleFactor`, `withdrawalAmount = (ScaleFactor / percent).toInt`.
+        // Float-to-int `as` saturates, so a tiny percent gives a huge (not wrapped) cost; the
+        // settings cap `p` at 1000, so a retry costs at least 1.
         let (deposit_amount, withdraw_amount) = if percent == 0.0 {
             (0, 1)
-        } else if percent <= 1.0 {
-            (1, (1.0 / percent) as i64)
         } else {
-            (1000, (1000.0 / percent) as i64)
+            (Self::SCALE, (Self::SCALE as f64 / percent) as i64)
         };
         // Tower uses whole seconds of ttl; milliseconds keep a fractional ttl's floor exact.
         let ttl_ms = settings.ttl().as_millis() as i64; // ≤ 60_000
@@ -120,8 +147,9 @@ impl RetryBudget {
     /// The tokens in hand at `now`: the reserve plus every deposit minus every withdrawal still
     /// in the window. Negative while expired credit has left retries in the window unpaid.
     ///
-    /// Units are the budget's internal tokens (a retry costs one or more); for a gauge of
-    /// retries, use [`available`](Self::available).
+    /// Units are the budget's internal tokens (a deposit is worth [`SCALE`](Self::SCALE) and a
+    /// retry costs `⌊SCALE / retry_percent⌋`); for a gauge of retries, use
+    /// [`available`](Self::available).
     pub fn balance(&self, now: Instant) -> i64 {
         let current = self.slot_number(now);
         let oldest = current.saturating_sub(u64::from(SLOTS));
@@ -180,19 +208,20 @@ mod tests {
     }
 
     #[test]
-    fn token_amounts_follow_tower() {
+    fn token_amounts_follow_finagle() {
         let t0 = Instant::now();
         let amounts = |p| {
             let b = budget(1000, 0, p, t0);
             (b.deposit_amount, b.withdraw_amount)
         };
         assert_eq!(amounts(0.0), (0, 1));
-        assert_eq!(amounts(0.2), (1, 5));
-        assert_eq!(amounts(0.3), (1, 3));
-        assert_eq!(amounts(1.0), (1, 1));
+        assert_eq!(amounts(0.2), (1000, 5000));
+        assert_eq!(amounts(0.3), (1000, 3333));
+        assert_eq!(amounts(0.75), (1000, 1333));
+        assert_eq!(amounts(1.0), (1000, 1000));
         assert_eq!(amounts(2.0), (1000, 500));
         assert_eq!(amounts(1000.0), (1000, 1));
-        assert_eq!(amounts(f64::MIN_POSITIVE), (1, i64::MAX));
+        assert_eq!(amounts(f64::MIN_POSITIVE), (1000, i64::MAX));
     }
 
     #[test]
@@ -235,7 +264,7 @@ mod tests {
         assert!(b.try_withdraw(t0 + ms(500)));
         assert_eq!(
             b.balance(t0 + ms(1150)),
-            -1,
+            -RetryBudget::SCALE,
             "the deposit left, the retry did not"
         );
         b.deposit(t0 + ms(1150));
@@ -243,7 +272,7 @@ mod tests {
             !b.try_withdraw(t0 + ms(1150)),
             "new credit first repays the debt"
         );
-        assert_eq!(b.balance(t0 + ms(1650)), 1);
+        assert_eq!(b.balance(t0 + ms(1650)), RetryBudget::SCALE);
     }
 
     #[test]
@@ -252,6 +281,6 @@ mod tests {
         let mut b = budget(1000, 0, 1.0, t0);
         b.deposit(t0 + ms(5000));
         b.deposit(t0);
-        assert_eq!(b.balance(t0 + ms(5000)), 2);
+        assert_eq!(b.balance(t0 + ms(5000)), 2 * RetryBudget::SCALE);
     }
 }
