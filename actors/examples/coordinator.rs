@@ -67,7 +67,7 @@ impl Agent for Backend {
     type Output = String;
     type Error = BackendError;
 
-    async fn handle(&self, req: TaskRequest, ctx: TaskContext) -> Result<String, BackendError> {
+    async fn handle(&mut self, req: TaskRequest, ctx: TaskContext) -> Result<String, BackendError> {
         if self.down.load(Ordering::Relaxed) {
             return Err(BackendError::Down);
         }

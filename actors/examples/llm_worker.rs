@@ -118,7 +118,7 @@ impl Agent for LlmWorker {
     type Output = Completion;
     type Error = LlmError;
 
-    async fn handle(&self, prompt: String, ctx: TaskContext) -> Result<Completion, LlmError> {
+    async fn handle(&mut self, prompt: String, ctx: TaskContext) -> Result<Completion, LlmError> {
         tokio::select! {
             result = self.provider.complete(&prompt) => result.map(|text| Completion { text, attempt: ctx.attempt }),
             () = ctx.cancel.cancelled() => Err(LlmError::Abandoned),

@@ -52,7 +52,7 @@ impl Agent for Shouter {
     type Output = String;
     type Error = JobError;
 
-    async fn handle(&self, job: Job, ctx: TaskContext) -> Result<String, JobError> {
+    async fn handle(&mut self, job: Job, ctx: TaskContext) -> Result<String, JobError> {
         match job {
             Job::Shout(text) => Ok(text.to_uppercase()),
             Job::Flaky { failures, .. } if ctx.attempt <= failures => {

@@ -24,11 +24,10 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use ractor_resilience::agent::{
-    Agent, AgentBuilder, AgentHandle, SupervisionSettings, SupervisorMsg, SupervisorStatus,
+    Agent, AgentBuilder, AgentHandle, SupervisionSettings, SupervisorStatus,
 };
 use ractor_resilience::core::backoff::RetryPolicy;
 use ractor_resilience::core::breaker::BreakerSettings;
-use ractor_resilience::reply::ReplyTo;
 use ractor_resilience::task::TaskContext;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -61,7 +60,7 @@ impl Agent for Fragile {
     type Output = String;
     type Error = Never;
 
-    async fn handle(&self, job: Job, ctx: TaskContext) -> Result<String, Never> {
+    async fn handle(&mut self, job: Job, ctx: TaskContext) -> Result<String, Never> {
         tokio::time::sleep(Duration::from_millis(5)).await;
         match job {
             Job::Crash => panic!("{PANIC_PREFIX} (worker #{})", self.incarnation),
@@ -117,12 +116,7 @@ fn builder(
 
 /// The supervisor's counters, or `None` once it has stopped.
 async fn status<A: Agent>(agent: &AgentHandle<A>) -> Option<SupervisorStatus> {
-    let (reply, answer) = ReplyTo::port();
-    agent
-        .supervisor()
-        .send_message(SupervisorMsg::GetStatus(reply))
-        .ok()?;
-    answer.await.ok()
+    agent.status().await
 }
 
 fn show(status: &SupervisorStatus) -> String {
@@ -246,7 +240,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     if let Some(child) = parent_was_told.recv().await {
-        let is_supervisor = child == agent.supervisor().get_id();
+        let is_supervisor = child == agent.actor().get_id();
         println!(
             "the parent was told that actor {child} failed (agent `fragile`'s supervisor: {is_supervisor})"
         );

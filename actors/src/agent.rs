@@ -2,24 +2,35 @@
 //! talk to it through the returned [`AgentHandle`].
 //!
 //! ```text
-//!  caller's future (AgentHandle::call)                      supervisor actor (per agent)
-//!  1 admit   bounded admission, then the breaker snapshot   ├── owns the worker pool (linked)
-//!  2 send    to a pool worker; race its reply against the   │   restarts crashed workers with
-//!            timeout actor's published deadline             │   backoff, escalates past the limit
-//!  3 record  outcome + latency, lock-free, to the breaker   ├── drives retries: backoff, budget,
-//!            and timeout actors                             │   deadline, breaker retry_after
-//!  4 failure a retryable failure is handed to the  ───────▶ └── drives casts (no caller future)
-//!            supervisor, which answers the caller once
+//!  caller's future (AgentHandle::call), or          the agent's actor (AgentMsg): its supervisor
+//!  the agent's actor for a task sent by message     ├── owns the worker pool (linked), restarts
+//!  1 admit    bounded admission, breaker snapshot   │   crashed workers with backoff, escalates
+//!  2 dispatch to an idle worker, else into the      ├── holds casts, tasks by message and
+//!             agent's one bounded queue (CoDel)     │   retries: backoff, budget, deadline,
+//!  3 attempt  the worker takes the probe permit,    │   breaker retry_after (the core's planner)
+//!             starts the attempt timeout, races it  └── answers each task once
+//!  4 record   outcome + latency, lock-free, to the breaker and timeout policy
+//!  5 failure  a retryable failure is handed to the actor
 //! ```
 //!
-//! The happy path is one mailbox hop (caller → worker). Only the failure path and casts pass
-//! through the supervisor, which never awaits a worker inside `handle()`: attempts go out with
-//! a reply that comes back as a message, and delays and deadlines live in one timer queue.
+//! The happy path is one mailbox hop (caller → worker). Workers pull: no task waits behind a busy
+//! worker while another is idle. The task's deadline (the caller's patience) runs from
+//! submission; the attempt's timeout (the dependency's) from the moment a worker starts it, so
+//! time spent queueing never trips the breaker, feeds the estimator, or causes a retry. The
+//! actor never awaits a worker inside `handle()`: attempts go out with a reply that comes back
+//! as a message, and delays and deadlines live in one timer queue.
 
+mod attempt;
 mod builder;
+mod call;
 mod deadline;
+mod dispatch;
 mod error;
 mod handle;
+mod job;
+mod msg;
+mod options;
+mod shared;
 mod supervisor;
 mod worker;
 
@@ -27,13 +38,13 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use builder::{AgentBuilder, SpawnError};
-pub use error::{AttemptError, CallError};
-pub use handle::{AgentHandle, AgentStats, CallOptions};
+pub use error::{AttemptError, CallError, OverloadReason};
+pub use handle::AgentHandle;
+pub use msg::{AgentMsg, Internal};
+pub use options::CallOptions;
 pub use ractor_resilience_core::breaker::CallOutcome;
-pub use supervisor::{
-    RetryHook, RetryRequest, SupervisionSettings, SupervisorMsg, SupervisorStatus,
-};
-pub use worker::WorkerMsg;
+pub use shared::AgentStats;
+pub use supervisor::{RetryHook, SupervisionSettings, SupervisorStatus};
 
 use crate::task::TaskContext;
 
@@ -91,6 +102,8 @@ impl ErrorClass {
 ///
 /// One instance is made per worker (and again after a restart) by the factory given to
 /// [`AgentBuilder::new`]. A worker runs one task at a time; the pool size sets concurrency.
+/// Because each worker owns its instance, `handle` takes `&mut self`: an agent may keep
+/// per-worker state (a connection, a conversation, a cache) with no lock.
 ///
 /// ```
 /// use ractor_resilience::agent::{Agent, ErrorClass};
@@ -107,7 +120,7 @@ impl ErrorClass {
 ///     type Output = String;
 ///     type Error = EchoError;
 ///
-///     async fn handle(&self, task: String, _ctx: TaskContext) -> Result<String, EchoError> {
+///     async fn handle(&mut self, task: String, _ctx: TaskContext) -> Result<String, EchoError> {
 ///         Ok(task)
 ///     }
 ///
@@ -116,7 +129,7 @@ impl ErrorClass {
 ///     }
 /// }
 /// ```
-pub trait Agent: Send + Sync + 'static {
+pub trait Agent: Send + 'static {
     /// What the agent is asked to do. Cloned for each attempt.
     type Task: Clone + Send + Sync + 'static;
     /// What it answers.
@@ -127,13 +140,12 @@ pub trait Agent: Send + Sync + 'static {
     /// Does the work. `ctx.cancel` fires when the attempt is abandoned (timeout, cancellation,
     /// shutdown): stop early when it does.
     fn handle(
-        &self,
+        &mut self,
         task: Self::Task,
         ctx: TaskContext,
     ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send;
 
-    /// Classifies an error (a pure function of the error: the caller's future and the
-    /// supervisor call it, not the worker). Default: [`ErrorClass::TRANSIENT`].
+    /// Classifies an error (a pure function of the error). Default: [`ErrorClass::TRANSIENT`].
     fn classify(error: &Self::Error) -> ErrorClass {
         let _ = error;
         ErrorClass::TRANSIENT

@@ -45,6 +45,12 @@ pub const AGENT_RESTARTS: &str = "resilience_agent_restarts_total";
 pub const TASKS: &str = "resilience_tasks_total";
 /// `resilience_agent_inflight_tasks{agent}`.
 pub const AGENT_INFLIGHT: &str = "resilience_agent_inflight_tasks";
+/// `resilience_agent_queue_wait_seconds{agent}` (histogram): how long each attempt waited for a
+/// worker, from its submission (or its retry's) to the worker starting it.
+pub const AGENT_QUEUE_WAIT: &str = "resilience_agent_queue_wait_seconds";
+/// `resilience_agent_shed_total{agent}`: tasks the agent's queue shed (CoDel) after waiting too
+/// long; each ends `overloaded`.
+pub const AGENT_SHED: &str = "resilience_agent_shed_total";
 
 /// Registers the help text and unit of every metric with the installed recorder.
 pub fn describe() {
@@ -85,6 +91,15 @@ pub fn describe() {
     describe_counter!(AGENT_RESTARTS, "Worker restarts by a supervisor");
     describe_counter!(TASKS, "Tasks by final outcome");
     describe_gauge!(AGENT_INFLIGHT, "Tasks admitted and not yet answered");
+    describe_histogram!(
+        AGENT_QUEUE_WAIT,
+        Unit::Seconds,
+        "Time an attempt waited for a worker"
+    );
+    describe_counter!(
+        AGENT_SHED,
+        "Tasks shed by an agent's queue after waiting too long"
+    );
 }
 
 /// The outcomes a breaker counts (`outcome` label of [`BREAKER_CALLS`]).
@@ -261,7 +276,8 @@ impl TimeoutMetrics {
 /// use ractor_resilience::metrics::TaskOutcome;
 ///
 /// assert_eq!(TaskOutcome::TimedOut.as_str(), "timed_out");
-/// assert_eq!(TaskOutcome::ALL.len(), 5);
+/// assert_eq!(TaskOutcome::Overloaded.as_str(), "overloaded");
+/// assert_eq!(TaskOutcome::ALL.len(), 6);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -270,8 +286,10 @@ pub enum TaskOutcome {
     Succeeded,
     /// The last attempt failed (or the error was not retryable).
     Failed,
-    /// Not attempted: breaker open, overloaded, or no worker available.
+    /// Not attempted: the breaker refused it, or the agent was gone.
     Rejected,
+    /// Not attempted: the agent's admission bound was full, or its queue shed the task.
+    Overloaded,
     /// The deadline passed first.
     TimedOut,
     /// Cancelled by the caller or by shutdown.
@@ -280,10 +298,11 @@ pub enum TaskOutcome {
 
 impl TaskOutcome {
     /// Every outcome.
-    pub const ALL: [TaskOutcome; 5] = [
+    pub const ALL: [TaskOutcome; 6] = [
         TaskOutcome::Succeeded,
         TaskOutcome::Failed,
         TaskOutcome::Rejected,
+        TaskOutcome::Overloaded,
         TaskOutcome::TimedOut,
         TaskOutcome::Cancelled,
     ];
@@ -294,6 +313,7 @@ impl TaskOutcome {
             TaskOutcome::Succeeded => "succeeded",
             TaskOutcome::Failed => "failed",
             TaskOutcome::Rejected => "rejected",
+            TaskOutcome::Overloaded => "overloaded",
             TaskOutcome::TimedOut => "timed_out",
             TaskOutcome::Cancelled => "cancelled",
         }
@@ -339,8 +359,10 @@ impl PolicyTally {
 /// Pre-registered handles for one agent and its retry policy.
 #[derive(Debug, Clone)]
 pub(crate) struct AgentMetrics {
-    tasks: [Counter; 5],
-    durations: [Histogram; 5],
+    tasks: [Counter; 6],
+    durations: [Histogram; 6],
+    queue_wait: Histogram,
+    shed: Counter,
     retry_calls: [Counter; 5],
     attempts: Counter,
     amplification: Gauge,
@@ -371,6 +393,8 @@ impl AgentMetrics {
             attempts: counter!(RETRY_ATTEMPTS, "policy" => policy.to_string()),
             amplification: gauge!(RETRY_AMPLIFICATION, "policy" => policy.to_string()),
             tally: PolicyTally::of(policy),
+            queue_wait: histogram!(AGENT_QUEUE_WAIT, "agent" => agent.to_string()),
+            shed: counter!(AGENT_SHED, "agent" => agent.to_string()),
             restarts: counter!(AGENT_RESTARTS, "agent" => agent.to_string()),
             inflight: gauge!(AGENT_INFLIGHT, "agent" => agent.to_string()),
         }
@@ -390,6 +414,16 @@ impl AgentMetrics {
     pub(crate) fn attempt(&self, first: bool) {
         self.attempts.increment(1);
         self.tally.attempt(first, &self.amplification);
+    }
+
+    /// A task's attempt reached a worker after waiting `waited` for one.
+    pub(crate) fn queue_wait(&self, waited: std::time::Duration) {
+        self.queue_wait.record(waited.as_secs_f64());
+    }
+
+    /// The queue shed a task that had waited too long.
+    pub(crate) fn shed(&self) {
+        self.shed.increment(1);
     }
 
     pub(crate) fn restart(&self) {

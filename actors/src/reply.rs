@@ -1,12 +1,14 @@
-//! [`ReplyTo`]: where an answer goes — a caller's future waiting on a oneshot channel, or a
-//! callback that turns it into a message for an actor (the pattern that keeps `handle()` from
-//! awaiting anything: forward the request, and let the answer come back as a message).
+//! [`ReplyTo`]: where an answer goes — a caller's future waiting on a oneshot channel, ractor's
+//! own RPC port, an actor that gets the answer as one of its own messages
+//! ([`ReplyTo::to_actor`]), or a callback (the pattern that keeps `handle()` from awaiting
+//! anything: forward the request, and let the answer come back as a message).
 //!
 //! A reply that is dropped without being sent (its actor crashed mid-request) is not silent: a
 //! port's receiver sees the channel close, and a callback is called with `None`.
 
 use std::fmt;
 
+use ractor::{ActorRef, Message, RpcReplyPort};
 use tokio::sync::oneshot;
 
 /// The destination of exactly one answer of type `T`.
@@ -27,6 +29,9 @@ enum Inner<T> {
     Port(Option<oneshot::Sender<T>>),
     /// Called once: with `Some(answer)`, or with `None` if the reply is dropped unsent.
     Callback(Option<Callback<T>>),
+    /// A ractor RPC port (`call!`, `call_t!`): its caller sees the channel close if the reply is
+    /// dropped unsent.
+    Rpc(Option<RpcReplyPort<T>>),
 }
 
 impl<T> ReplyTo<T> {
@@ -42,11 +47,57 @@ impl<T> ReplyTo<T> {
         ReplyTo(Inner::Callback(Some(Box::new(f))))
     }
 
+    /// The answer as one of `actor`'s own messages, built by `wrap` (for example
+    /// `ReplyTo::to_actor(&myself, MyMsg::Done)`): the actor gets it in its mailbox, and its
+    /// `handle()` never awaits. If the reply is dropped unsent, nothing is sent.
+    ///
+    /// ```
+    /// use ractor::{Actor, ActorProcessingErr, ActorRef};
+    /// use ractor_resilience::reply::ReplyTo;
+    ///
+    /// struct Sink;
+    /// impl Actor for Sink {
+    ///     type Msg = u32;
+    ///     type State = tokio::sync::mpsc::UnboundedSender<u32>;
+    ///     type Arguments = tokio::sync::mpsc::UnboundedSender<u32>;
+    ///     async fn pre_start(&self, _: ActorRef<u32>, tx: Self::Arguments) -> Result<Self::State, ActorProcessingErr> {
+    ///         Ok(tx)
+    ///     }
+    ///     async fn handle(&self, _: ActorRef<u32>, n: u32, tx: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    ///         let _ = tx.send(n);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// let (sink, _) = Actor::spawn(None, Sink, tx).await.unwrap();
+    /// assert!(ReplyTo::to_actor(&sink, |n: u32| n + 1).send(41));
+    /// assert_eq!(rx.recv().await, Some(42));
+    /// sink.stop(None);
+    /// # });
+    /// ```
+    pub fn to_actor<M: Message>(
+        actor: &ActorRef<M>,
+        wrap: impl FnOnce(T) -> M + Send + 'static,
+    ) -> Self
+    where
+        T: 'static,
+    {
+        let actor = actor.clone();
+        ReplyTo::callback(move |value| {
+            if let Some(value) = value {
+                let _ = actor.send_message(wrap(value));
+            }
+        })
+    }
+
     /// Sends the answer. Returns `false` when nobody is listening any more (a caller that gave
     /// up): the answer is dropped, which is the documented fate of late replies.
     pub fn send(mut self, value: T) -> bool {
         match &mut self.0 {
             Inner::Port(tx) => tx.take().is_some_and(|tx| tx.send(value).is_ok()),
+            Inner::Rpc(port) => port.take().is_some_and(|port| port.send(value).is_ok()),
             Inner::Callback(f) => match f.take() {
                 Some(f) => {
                     f(Some(value));
@@ -62,20 +113,30 @@ impl<T> ReplyTo<T> {
         matches!(self.0, Inner::Port(_))
     }
 
-    /// Completes when a port's receiver is dropped; never, for a callback.
+    /// Completes when a port's receiver is dropped; never, for a callback or an RPC port.
     pub(crate) async fn closed(&mut self) {
         match &mut self.0 {
             Inner::Port(Some(tx)) => tx.closed().await,
             Inner::Port(None) => {}
-            Inner::Callback(_) => std::future::pending().await,
+            Inner::Callback(_) | Inner::Rpc(_) => std::future::pending().await,
         }
     }
 
-    /// Whether the receiving side has gone away (a port whose receiver was dropped).
+    /// Whether the receiving side has gone away (a port whose receiver was dropped, an RPC
+    /// caller that stopped waiting).
     pub fn is_closed(&self) -> bool {
         match &self.0 {
             Inner::Port(tx) => tx.as_ref().is_none_or(|tx| tx.is_closed()),
             Inner::Callback(f) => f.is_none(),
+            Inner::Rpc(port) => port.as_ref().is_none_or(RpcReplyPort::is_closed),
+        }
+    }
+
+    /// Drops the reply without answering and without telling anyone (a callback is not called
+    /// with `None`): for a request refused at once, whose refusal is returned instead.
+    pub(crate) fn forget(mut self) {
+        if let Inner::Callback(f) = &mut self.0 {
+            f.take();
         }
     }
 }
@@ -95,7 +156,15 @@ impl<T> fmt::Debug for ReplyTo<T> {
         match &self.0 {
             Inner::Port(_) => f.write_str("ReplyTo::Port"),
             Inner::Callback(_) => f.write_str("ReplyTo::Callback"),
+            Inner::Rpc(_) => f.write_str("ReplyTo::Rpc"),
         }
+    }
+}
+
+impl<T> From<RpcReplyPort<T>> for ReplyTo<T> {
+    /// Answers a ractor RPC (`call!`, `call_t!`).
+    fn from(port: RpcReplyPort<T>) -> Self {
+        ReplyTo(Inner::Rpc(Some(port)))
     }
 }
 

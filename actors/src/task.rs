@@ -58,7 +58,8 @@ impl fmt::Display for TaskId {
 /// use std::time::Duration;
 /// use ractor_resilience::task::{TaskEnvelope, TaskId};
 ///
-/// let env = TaskEnvelope { id: TaskId(7), attempt: 1, deadline_in: Some(Duration::from_secs(2)), retried_upstream: true, task: "hello" };
+/// let env = TaskEnvelope::new("hello").with_deadline(Duration::from_secs(2));
+/// assert_eq!(env.attempt, 1);
 /// assert_eq!(env.map(str::len).task, 5);
 /// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -71,11 +72,39 @@ pub struct TaskEnvelope<T> {
     pub deadline_in: Option<Duration>,
     /// Whether an upstream layer retries this request (then this layer does not).
     pub retried_upstream: bool,
+    /// The operation, for per-operation timeouts (a configured name, never task data).
+    #[serde(default)]
+    pub operation: Option<std::sync::Arc<str>>,
     /// The task itself.
     pub task: T,
 }
 
 impl<T> TaskEnvelope<T> {
+    /// A fresh envelope: a new id, first attempt, no deadline, no operation, not retried
+    /// upstream.
+    pub fn new(task: T) -> Self {
+        TaskEnvelope {
+            id: TaskId::next(),
+            attempt: 1,
+            deadline_in: None,
+            retried_upstream: false,
+            operation: None,
+            task,
+        }
+    }
+
+    /// The same envelope with `deadline` left before the task's deadline.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline_in = Some(deadline);
+        self
+    }
+
+    /// The same envelope for operation `operation`.
+    pub fn with_operation(mut self, operation: impl Into<std::sync::Arc<str>>) -> Self {
+        self.operation = Some(operation.into());
+        self
+    }
+
     /// The same envelope around another task.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> TaskEnvelope<U> {
         TaskEnvelope {
@@ -83,6 +112,7 @@ impl<T> TaskEnvelope<T> {
             attempt: self.attempt,
             deadline_in: self.deadline_in,
             retried_upstream: self.retried_upstream,
+            operation: self.operation,
             task: f(self.task),
         }
     }
@@ -126,6 +156,7 @@ impl TaskContext {
                 .deadline
                 .map(|d| d.saturating_duration_since(tokio::time::Instant::now())),
             retried_upstream: self.retries_here,
+            operation: None,
             task,
         }
     }

@@ -50,7 +50,6 @@ mod policy;
 mod race;
 mod state;
 mod status;
-mod watch;
 
 pub use self::actor::{TimeoutActor, TimeoutArgs, TimeoutStart};
 pub use self::deadline_queue::{DeadlineQueue, PopExpired, TimerId};
@@ -59,9 +58,7 @@ pub use self::hooks::{Hook, TimeoutHooks};
 pub(crate) use self::inline::InlineTimeout;
 pub use self::msg::{Recorded, TimeoutMsg};
 pub use self::policy::{DEFAULT_OPERATION, OperationTimeouts, PolicyKind, TimeoutPolicy};
-pub(crate) use self::race::race_until;
 pub use self::race::{RaceError, RaceId, RaceStart, TimedOut, race_in_caller};
 pub use self::state::TimeoutState;
 pub use self::status::TimeoutStatus;
-pub(crate) use self::watch::{DeadlineWatch, Watch, Watched};
 pub use crate::metrics::TimeoutOutcome;

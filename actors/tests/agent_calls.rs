@@ -6,7 +6,7 @@ mod scripted;
 
 use std::time::Duration;
 
-use ractor_resilience::agent::{AgentBuilder, CallError, CallOptions};
+use ractor_resilience::agent::{AgentBuilder, CallError, CallOptions, OverloadReason};
 use ractor_resilience::core::backoff::RetryPolicy;
 use ractor_resilience::core::breaker::BreakerSettings;
 use ractor_resilience::reply::ReplyTo;
@@ -139,6 +139,7 @@ async fn submitting_ten_times_the_admission_bound_rejects_the_excess_at_once() {
     let bound = 10;
     let agent = AgentBuilder::new("bounded", quiet)
         .max_pending(bound)
+        .queue(None) // the admission bound alone, no shedding by the queue
         .breaker_settings("b", never_trips())
         .spawn()
         .await
@@ -157,7 +158,12 @@ async fn submitting_ten_times_the_admission_bound_rejects_the_excess_at_once() {
     let mut succeeded = 0;
     for call in calls {
         match call.await.unwrap() {
-            (Err(CallError::Overloaded { max_pending }), at) => {
+            (
+                Err(CallError::Overloaded {
+                    reason: OverloadReason::Full { max_pending },
+                }),
+                at,
+            ) => {
                 assert_eq!(max_pending, bound);
                 assert_eq!(at, t0, "rejected immediately");
                 overloaded += 1;
@@ -328,16 +334,17 @@ async fn a_static_timeout_policy_needs_no_actor_and_still_counts_outcomes() {
     shared.actor().stop(None);
 }
 
-/// First attempts share one timer per core while their deadlines come in start order; a
-/// deadline earlier than one already watched (a shorter per-operation timeout started after a
-/// longer one) gets a timer of its own. Both kinds time out exactly at their deadline.
+/// Two clocks: an attempt's timeout runs from the moment a worker starts it, so time spent
+/// waiting for a worker never counts against it. A shorter per-operation timeout started after
+/// a longer one still fires at its own instant.
 #[tokio::test(start_paused = true)]
-async fn watched_and_out_of_order_deadlines_both_time_out_exactly() {
+async fn attempt_timeouts_run_from_the_attempts_start_not_from_submission() {
     use ractor_resilience::timeout::OperationTimeouts;
 
     let ops = OperationTimeouts::new(ms(1000)).with_operation("fast", ms(100));
     let agent = AgentBuilder::new("mixed", scripted::quiet)
         .workers(2)
+        .queue(None)
         .retry_policy("p", one_attempt())
         .breaker_settings("b", never_trips())
         .timeout_policy("t", TimeoutPolicy::PerOperation(ops))
@@ -352,7 +359,7 @@ async fn watched_and_out_of_order_deadlines_both_time_out_exactly() {
             (result, t0.elapsed())
         })
     };
-    tokio::task::yield_now().await; // the 1000 ms deadline is watched first
+    tokio::task::yield_now().await; // the 1000 ms attempt starts first
     let fast = agent
         .call_with(
             Script::ok(5000),
@@ -366,7 +373,7 @@ async fn watched_and_out_of_order_deadlines_both_time_out_exactly() {
             attempts: 1
         })
     );
-    assert_eq!(t0.elapsed(), ms(100), "the out-of-order deadline was late");
+    assert_eq!(t0.elapsed(), ms(100), "the shorter timeout was late");
     let (slow, took) = slow.await.unwrap();
     assert_eq!(
         slow,
@@ -375,23 +382,31 @@ async fn watched_and_out_of_order_deadlines_both_time_out_exactly() {
             attempts: 1
         })
     );
-    assert_eq!(took, ms(1000), "the watched deadline was late");
-    // Many calls in start order share the watch: each times out exactly 1000 ms after it began.
+    assert_eq!(took, ms(1000), "the longer timeout was late");
+    // 20 calls 10 ms apart on 2 workers: each waits for a worker, then times out exactly
+    // 1000 ms after its attempt started. Call i starts when call i − 2 timed out.
+    let t1 = Instant::now();
     let calls: Vec<_> = (0..20u64)
         .map(|i| {
             let agent = agent.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(ms(10 * i)).await;
-                let began = Instant::now();
                 let result = agent.call(Script::ok(5000)).await;
-                (result.is_err(), began.elapsed())
+                (i, result, t1.elapsed())
             })
         })
         .collect();
     for call in calls {
-        let (failed, took) = call.await.unwrap();
-        assert!(failed);
-        assert_eq!(took, ms(1000));
+        let (i, result, ended) = call.await.unwrap();
+        assert_eq!(
+            result,
+            Err(CallError::TimedOut {
+                after: ms(1000),
+                attempts: 1
+            }),
+            "call {i}"
+        );
+        assert_eq!(ended, ms(1000 * (i / 2 + 1) + 10 * (i % 2)), "call {i}");
     }
     agent.stop();
 }

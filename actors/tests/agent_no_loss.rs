@@ -97,6 +97,13 @@ fn ten_thousand_random_tasks_each_end_in_exactly_one_outcome() {
         let mut casts = 0u64;
         let mut cast_refused = HashMap::<TaskOutcome, u64>::new();
         for tag in 0..total {
+            // An operator forces the breaker open for a second: those tasks are rejected.
+            if tag == 4000 {
+                agent.breaker().force_open().unwrap();
+            }
+            if tag == 4100 {
+                agent.breaker().reset().unwrap();
+            }
             let script = random_script(&mut rng, tag);
             if tag % 4 == 0 {
                 let tx = cast_tx.clone();
@@ -149,6 +156,7 @@ fn ten_thousand_random_tasks_each_end_in_exactly_one_outcome() {
         TaskOutcome::Failed,
         TaskOutcome::TimedOut,
         TaskOutcome::Rejected,
+        TaskOutcome::Overloaded,
     ] {
         assert!(
             counts.get(&outcome).copied().unwrap_or(0) > 0,

@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use ractor_resilience::agent::{
-    AgentBuilder, AttemptError, CallError, SupervisionSettings, SupervisorMsg,
+    AgentBuilder, AgentMsg, AttemptError, CallError, SupervisionSettings,
 };
 use ractor_resilience::core::breaker::BreakerSettings;
-use ractor_resilience::reply::ReplyTo;
 use scripted::{Script, Seen, Step, ms, never_trips, no_jitter, observed, quiet};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -26,19 +25,16 @@ fn supervision(max_restarts: u32) -> SupervisionSettings {
 }
 
 async fn status<A: ractor_resilience::agent::Agent>(
-    supervisor: &ActorRef<SupervisorMsg<A>>,
+    actor: &ActorRef<AgentMsg<A>>,
 ) -> ractor_resilience::agent::SupervisorStatus {
-    let (reply, rx) = ReplyTo::port();
-    supervisor
-        .send_message(SupervisorMsg::GetStatus(reply))
-        .unwrap();
-    rx.await.unwrap()
+    ractor::call!(actor, AgentMsg::Status).unwrap()
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_panicking_worker_is_restarted_after_its_backoff_and_the_task_retried() {
     let (make, mut seen) = observed();
     let agent = AgentBuilder::new("phoenix", make)
+        .workers(1)
         .retry_policy("p", no_jitter(3, 200))
         .breaker_settings("b", never_trips())
         .supervision(supervision(5))
@@ -54,7 +50,7 @@ async fn a_panicking_worker_is_restarted_after_its_backoff_and_the_task_retried(
     }
     // Crash at 10 ms; restart at 10 + 100 ms; retry at 10 + 200 ms on the new worker.
     assert_eq!(attempts, vec![(1, 0), (2, 210)]);
-    let s = status(agent.supervisor()).await;
+    let s = status(agent.actor()).await;
     assert_eq!((s.restarts, s.live_workers, s.tasks), (1, 1, 0));
     agent.stop();
 }
@@ -62,6 +58,7 @@ async fn a_panicking_worker_is_restarted_after_its_backoff_and_the_task_retried(
 #[tokio::test(start_paused = true)]
 async fn restart_backoff_grows_then_resets_after_a_stable_period() {
     let agent = AgentBuilder::new("backoff", quiet)
+        .workers(1)
         .retry_policy("p", no_jitter(1, 10))
         .breaker_settings("b", never_trips())
         .supervision(supervision(100))
@@ -80,7 +77,7 @@ async fn restart_backoff_grows_then_resets_after_a_stable_period() {
             })
         );
         // Poll (on the paused clock) until the worker is back.
-        while status(agent.supervisor()).await.live_workers == 0 {
+        while status(agent.actor()).await.live_workers == 0 {
             tokio::time::sleep(ms(1)).await;
         }
         restarted_after.push(crash.elapsed().as_millis());
@@ -96,7 +93,7 @@ async fn restart_backoff_grows_then_resets_after_a_stable_period() {
     tokio::time::sleep(Duration::from_secs(31)).await;
     let crash = Instant::now();
     let _ = agent.call(Script::new(&[(0, Step::Panic)])).await;
-    while status(agent.supervisor()).await.live_workers == 0 {
+    while status(agent.actor()).await.live_workers == 0 {
         tokio::time::sleep(ms(1)).await;
     }
     assert!(
@@ -148,6 +145,7 @@ async fn exceeding_the_restart_limit_stops_the_supervisor_and_tells_its_parent()
     let (tx, mut events) = mpsc::unbounded_channel();
     let (parent, _) = Actor::spawn(None, Parent, tx).await.unwrap();
     let agent = AgentBuilder::new("fragile", quiet)
+        .workers(1)
         .retry_policy("p", no_jitter(1, 10))
         .breaker_settings("b", never_trips())
         .supervision(supervision(2))
@@ -168,7 +166,7 @@ async fn exceeding_the_restart_limit_stops_the_supervisor_and_tells_its_parent()
     }
     let event = events.recv().await.unwrap();
     assert!(
-        event.starts_with(&format!("failed {}:", agent.supervisor().get_id())),
+        event.starts_with(&format!("failed {}:", agent.actor().get_id())),
         "{event}"
     );
     assert!(event.contains("3 worker crashes"), "{event}");
@@ -187,6 +185,7 @@ async fn restarts_wait_while_the_breaker_is_open_instead_of_burning_the_allowanc
         .unwrap();
     // No crash is tolerated while the breaker is closed: without parking, one crash escalates.
     let agent = AgentBuilder::new("parked", quiet)
+        .workers(1)
         .workers(2)
         .retry_policy("p", no_jitter(1, 10))
         .breaker_settings("b", breaker)
@@ -210,14 +209,14 @@ async fn restarts_wait_while_the_breaker_is_open_instead_of_burning_the_allowanc
             source: AttemptError::WorkerLost
         })
     );
-    let s = status(agent.supervisor()).await;
+    let s = status(agent.actor()).await;
     assert_eq!(
         (s.parked_restarts, s.restarts, s.live_workers),
         (1, 0, 1),
         "parked, not escalated"
     );
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let s = status(agent.supervisor()).await;
+    let s = status(agent.actor()).await;
     assert_eq!(
         (s.restarts, s.live_workers),
         (1, 2),

@@ -124,6 +124,19 @@ fn defaults_file_is_exactly_the_builtin_defaults() {
         c.timeouts["example_fixed"],
         TimeoutSettings::Fixed(secs(30))
     );
+    let agent = &c.agents["example"];
+    assert_eq!(
+        agent.workers.get(),
+        ractor_resilience::config::DEFAULT_WORKERS
+    );
+    assert_eq!(
+        agent.max_pending.get(),
+        ractor_resilience::config::DEFAULT_MAX_PENDING
+    );
+    assert_eq!(
+        agent.queue,
+        Some(ractor_resilience::core::queue::CodelSettings::default())
+    );
 
     // And an empty section resolves to the same values.
     let empty = ResolvedConfig::from_toml_str(

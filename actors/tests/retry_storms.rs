@@ -58,7 +58,7 @@ impl Agent for Hop {
     type Output = ();
     type Error = HopError;
 
-    async fn handle(&self, task: u64, ctx: TaskContext) -> Result<(), HopError> {
+    async fn handle(&mut self, task: u64, ctx: TaskContext) -> Result<(), HopError> {
         self.received.fetch_add(1, Ordering::Relaxed);
         let Some(next) = &self.next else {
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -314,7 +314,7 @@ fn the_flag_survives_a_layer_that_does_not_retry() {
         type Task = ();
         type Output = ();
         type Error = HopError;
-        async fn handle(&self, task: (), ctx: TaskContext) -> Result<(), HopError> {
+        async fn handle(&mut self, task: (), ctx: TaskContext) -> Result<(), HopError> {
             let _ = self.0.send(ctx.downstream(task).retried_upstream);
             Ok(())
         }

@@ -78,7 +78,7 @@ impl Agent for Noop {
     type Output = ();
     type Error = io::Error;
 
-    async fn handle(&self, fail: bool, _ctx: TaskContext) -> Result<(), io::Error> {
+    async fn handle(&mut self, fail: bool, _ctx: TaskContext) -> Result<(), io::Error> {
         if fail {
             Err(io::Error::other("induced failure"))
         } else {

@@ -7,9 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use ractor::{Actor, ActorCell};
 use ractor_resilience_core::backoff::RetryPolicy;
 use ractor_resilience_core::breaker::BreakerSettings;
+use ractor_resilience_core::queue::CodelSettings;
 
 use super::deadline::AgentTimeout;
-use super::handle::{AgentHandle, Pool, Shared};
+use super::dispatch::Dispatch;
+use super::handle::AgentHandle;
+use super::shared::Shared;
 use super::supervisor::{RetryHook, SupervisionSettings, SupervisorActor, SupervisorArgs};
 use super::worker::AgentFactory;
 use super::{Agent, AttemptError};
@@ -17,9 +20,7 @@ use crate::breaker::{BreakerActor, BreakerHandle, BreakerOptions};
 use crate::budget::SharedBudget;
 use crate::config::ResolvedConfig;
 use crate::metrics::AgentMetrics;
-use crate::timeout::{
-    DeadlineWatch, InlineTimeout, TimeoutActor, TimeoutHandle, TimeoutHooks, TimeoutPolicy,
-};
+use crate::timeout::{InlineTimeout, TimeoutActor, TimeoutHandle, TimeoutHooks, TimeoutPolicy};
 
 /// Why an agent could not be spawned.
 ///
@@ -43,12 +44,25 @@ pub enum SpawnError {
     /// The configuration has no agent of that name.
     #[error("no agent named `{0}` in the configuration")]
     UnknownAgent(String),
+    /// A builder setting is invalid (named as the configuration spells it).
+    #[error("invalid `{setting}`: {reason}")]
+    Invalid {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Builds a supervised agent.
 ///
+/// Setters never fix a mistake silently: an invalid value (0 workers, an admission bound below
+/// the pool size, a breaker given both as settings and as a shared handle) makes
+/// [`spawn`](Self::spawn) fail with [`SpawnError::Invalid`] naming the setting.
+///
 /// # Default
-/// 1 worker, 1000 pending tasks at most, a breaker with the seed's defaults
+/// 4 workers (the configuration's default), 1000 pending tasks at most, the queue shedding with
+/// [`CodelSettings::default`], a breaker with the seed's defaults
 /// ([`BreakerSettings::default`]), the seed's retry policy ([`RetryPolicy::default`]), a fixed
 /// 30 s timeout, no retry budget, default [`SupervisionSettings`].
 ///
@@ -61,7 +75,7 @@ pub enum SpawnError {
 ///     type Task = u64;
 ///     type Output = u64;
 ///     type Error = std::io::Error;
-///     async fn handle(&self, n: u64, _ctx: TaskContext) -> Result<u64, std::io::Error> {
+///     async fn handle(&mut self, n: u64, _ctx: TaskContext) -> Result<u64, std::io::Error> {
 ///         Ok(2 * n)
 ///     }
 /// }
@@ -77,8 +91,10 @@ pub struct AgentBuilder<A: Agent> {
     make: AgentFactory<A>,
     workers: usize,
     max_pending: usize,
+    codel: Option<CodelSettings>,
     breaker: Option<BreakerHandle>,
     breaker_settings: (Arc<str>, BreakerSettings),
+    breaker_settings_given: bool,
     retry: (Arc<str>, RetryPolicy),
     timeout: Option<TimeoutHandle>,
     timeout_policy: (Arc<str>, TimeoutPolicy),
@@ -86,6 +102,8 @@ pub struct AgentBuilder<A: Agent> {
     supervision: SupervisionSettings,
     on_retry: Option<RetryHook<A::Error>>,
     seed: u64,
+    /// The first invalid setting, reported by `spawn`.
+    invalid: Option<(&'static str, String)>,
 }
 
 impl<A: Agent> std::fmt::Debug for AgentBuilder<A> {
@@ -103,10 +121,12 @@ impl<A: Agent> AgentBuilder<A> {
         let name = name.into();
         AgentBuilder {
             make: Arc::new(make),
-            workers: 1,
-            max_pending: 1000,
+            workers: crate::config::DEFAULT_WORKERS,
+            max_pending: crate::config::DEFAULT_MAX_PENDING,
+            codel: Some(CodelSettings::default()),
             breaker: None,
             breaker_settings: (name.clone(), BreakerSettings::default()),
+            breaker_settings_given: false,
             retry: (name.clone(), RetryPolicy::default()),
             timeout: None,
             timeout_policy: (
@@ -117,34 +137,68 @@ impl<A: Agent> AgentBuilder<A> {
             supervision: SupervisionSettings::default(),
             on_retry: None,
             seed: 0x5eed,
+            invalid: None,
             name,
         }
     }
 
-    /// Pool size: how many tasks run at once.
+    fn invalid(&mut self, setting: &'static str, reason: String) {
+        self.invalid.get_or_insert((setting, reason));
+    }
+
+    /// Pool size: how many tasks run at once (at least 1).
     pub fn workers(mut self, n: usize) -> Self {
-        self.workers = n.max(1);
+        if n == 0 {
+            self.invalid("workers", "must be at least 1".into());
+        }
+        self.workers = n;
         self
     }
 
-    /// Admission bound (queued + in flight); beyond it callers get `Overloaded` at once.
+    /// Admission bound (queued + in flight, at least `workers`); beyond it callers get
+    /// `Overloaded` at once.
     pub fn max_pending(mut self, n: usize) -> Self {
-        self.max_pending = n.max(1);
+        if n == 0 {
+            self.invalid("max_pending", "must be at least 1".into());
+        }
+        self.max_pending = n;
         self
     }
 
-    /// A breaker of its own, named `name` (a metrics label).
+    /// How the queue sheds under sustained overload: CoDel with these settings, or `None` for a
+    /// plain FIFO queue that never sheds (tasks then wait up to their deadline).
+    pub fn queue(mut self, codel: Option<CodelSettings>) -> Self {
+        self.codel = codel;
+        self
+    }
+
+    /// A breaker of its own, named `name` (a metrics label). Not together with
+    /// [`breaker`](Self::breaker).
     pub fn breaker_settings(
         mut self,
         name: impl Into<Arc<str>>,
         settings: BreakerSettings,
     ) -> Self {
+        if self.breaker.is_some() {
+            self.invalid(
+                "breaker_settings",
+                "the agent already shares a breaker (`breaker`): give one or the other".into(),
+            );
+        }
         self.breaker_settings = (name.into(), settings);
+        self.breaker_settings_given = true;
         self
     }
 
-    /// An existing breaker, shared with other agents.
+    /// An existing breaker, shared with other agents. Not together with
+    /// [`breaker_settings`](Self::breaker_settings).
     pub fn breaker(mut self, breaker: BreakerHandle) -> Self {
+        if self.breaker_settings_given {
+            self.invalid(
+                "breaker",
+                "the agent already has breaker settings of its own (`breaker_settings`): give one or the other".into(),
+            );
+        }
         self.breaker = Some(breaker);
         self
     }
@@ -210,6 +264,7 @@ impl<A: Agent> AgentBuilder<A> {
         let mut builder = AgentBuilder::new(agent, make)
             .workers(spec.workers.get())
             .max_pending(spec.max_pending.get())
+            .queue(spec.queue)
             .breaker_settings(
                 spec.breaker.as_str(),
                 config.breakers[&spec.breaker].clone(),
@@ -241,6 +296,18 @@ impl<A: Agent> AgentBuilder<A> {
     }
 
     async fn spawn_inner(self, parent: Option<ActorCell>) -> Result<AgentHandle<A>, SpawnError> {
+        if let Some((setting, reason)) = self.invalid {
+            return Err(SpawnError::Invalid { setting, reason });
+        }
+        if self.max_pending < self.workers {
+            return Err(SpawnError::Invalid {
+                setting: "max_pending",
+                reason: format!(
+                    "must be at least workers ({}) so every worker can be busy, got {}",
+                    self.workers, self.max_pending
+                ),
+            });
+        }
         let spawn_err = |what: &str| {
             let what = what.to_owned();
             move |source| SpawnError::Spawn { what, source }
@@ -278,10 +345,9 @@ impl<A: Agent> AgentBuilder<A> {
         let shared = Arc::new(Shared {
             metrics: Arc::new(AgentMetrics::new(&self.name, &policy_name)),
             name: self.name.clone(),
-            pool: Pool::new(self.workers),
+            dispatch: Dispatch::new(self.max_pending, self.codel),
             breaker,
             timeout,
-            watch: DeadlineWatch::new(self.max_pending),
             retry,
             budget: self.budget,
             on_retry: self.on_retry,
@@ -308,6 +374,9 @@ impl<A: Agent> AgentBuilder<A> {
             None => Actor::spawn(None, SupervisorActor::<A>::new(), args).await,
         }
         .map_err(spawn_err("supervisor"))?;
-        Ok(AgentHandle { shared, supervisor })
+        Ok(AgentHandle {
+            shared,
+            actor: supervisor,
+        })
     }
 }

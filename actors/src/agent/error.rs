@@ -61,11 +61,13 @@ pub enum CallError<E> {
         /// When asking again may succeed.
         retry_after: Option<Duration>,
     },
-    /// The agent already holds its maximum of queued + in-flight tasks.
-    #[error("overloaded: {max_pending} tasks already pending")]
+    /// The agent cannot take the task: its admission bound is full, or its queue has stood
+    /// for too long and shed the task (see [`OverloadReason`]). Retryable by the sender, with
+    /// backoff (the seed's `ErrTooManyRequests`).
+    #[error("overloaded: {reason}")]
     Overloaded {
-        /// The admission bound.
-        max_pending: usize,
+        /// Which limit refused it.
+        reason: OverloadReason,
     },
     /// The task's deadline (or its last attempt's timeout) passed first.
     #[error("timed out after {attempts} attempt(s), last timeout {after:?}")]
@@ -97,9 +99,8 @@ impl<E> CallError<E> {
     /// The outcome category (metrics label, report bucket).
     pub fn outcome(&self) -> TaskOutcome {
         match self {
-            CallError::Rejected { .. } | CallError::Overloaded { .. } | CallError::Unavailable => {
-                TaskOutcome::Rejected
-            }
+            CallError::Rejected { .. } | CallError::Unavailable => TaskOutcome::Rejected,
+            CallError::Overloaded { .. } => TaskOutcome::Overloaded,
             CallError::TimedOut { .. } => TaskOutcome::TimedOut,
             CallError::Failed { .. } => TaskOutcome::Failed,
             CallError::Cancelled => TaskOutcome::Cancelled,
@@ -116,4 +117,32 @@ impl<E> CallError<E> {
             _ => None,
         }
     }
+}
+
+/// Why an agent answered [`CallError::Overloaded`].
+///
+/// ```
+/// use std::time::Duration;
+/// use ractor_resilience::agent::OverloadReason;
+///
+/// assert_eq!(OverloadReason::Full { max_pending: 8 }.to_string(), "8 tasks already pending");
+/// let shed = OverloadReason::Shed { waited: Duration::from_millis(120) };
+/// assert_eq!(shed.to_string(), "shed by the queue after waiting 120ms");
+/// ```
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
+pub enum OverloadReason {
+    /// Its admission bound (queued + in flight) was reached: refused at once.
+    #[error("{max_pending} tasks already pending")]
+    Full {
+        /// The admission bound.
+        max_pending: usize,
+    },
+    /// Its queue stood (CoDel) and the task had waited longer than the queue allows.
+    #[error("shed by the queue after waiting {waited:?}")]
+    Shed {
+        /// How long it had waited for a worker.
+        waited: Duration,
+    },
 }

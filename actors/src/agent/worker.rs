@@ -1,40 +1,25 @@
-//! The worker actor: runs the user's [`Agent`] one task at a time.
+//! The worker actor: owns one instance of the user's [`Agent`] and runs one attempt at a time
+//! ([`super::attempt`]). It is the only place that awaits the agent. A worker that finishes
+//! takes the next job from the agent's queue, or registers itself idle ([`super::dispatch`]).
 
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::time::{Instant, Sleep};
 
 use super::Agent;
-use super::deadline::AgentTimeout;
-use crate::reply::ReplyTo;
-use crate::task::{CancellationToken, TaskContext};
+use super::attempt;
+use super::job::WorkerMsg;
+use super::shared::Shared;
 
 /// Makes a fresh agent for a (re)started worker.
 pub(crate) type AgentFactory<A> = Arc<dyn Fn() -> A + Send + Sync>;
 
-/// What a worker is sent.
-pub enum WorkerMsg<A: Agent> {
-    /// Run one attempt of a task and answer `reply` (unless the attempt is abandoned first).
-    Run {
-        /// The task.
-        task: A::Task,
-        /// Its id, deadline and cancellation signal.
-        ctx: TaskContext,
-        /// Where the answer goes.
-        reply: ReplyTo<Result<A::Output, A::Error>>,
-    },
-}
-
-impl<A: Agent> std::fmt::Debug for WorkerMsg<A> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            WorkerMsg::Run { ctx, .. } => {
-                write!(f, "WorkerMsg::Run({}, attempt {})", ctx.id, ctx.attempt)
-            }
-        }
-    }
-}
+/// Jobs a worker runs back to back from the queue before it yields to its mailbox (so that a
+/// stop request is seen between batches under sustained load).
+const BATCH: usize = 32;
 
 pub(crate) struct WorkerActor<A>(PhantomData<fn() -> A>);
 
@@ -44,69 +29,70 @@ impl<A> WorkerActor<A> {
     }
 }
 
-pub(crate) struct WorkerState<A> {
+pub(crate) struct WorkerState<A: Agent> {
     agent: A,
-    timeout: AgentTimeout,
+    shared: Arc<Shared<A>>,
+    /// The attempt timeout's timer, reused from attempt to attempt.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl<A: Agent> Actor for WorkerActor<A> {
     type Msg = WorkerMsg<A>;
     type State = WorkerState<A>;
-    type Arguments = (AgentFactory<A>, AgentTimeout);
+    type Arguments = (AgentFactory<A>, Arc<Shared<A>>);
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        (make, timeout): Self::Arguments,
+        (make, shared): Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(WorkerState {
             agent: make(),
-            timeout,
+            shared,
+            timer: None,
         })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        _state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // Work may have queued while no worker was there (at start, or while this one was
+        // being restarted).
+        let _ = myself.send_message(WorkerMsg::Pull);
+        Ok(())
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let WorkerMsg::Run {
-            task,
-            ctx,
-            mut reply,
-        } = message;
-        // Abandoned while queued: the race is already decided, do not start the work.
-        if ctx.cancel.is_cancelled() || reply.is_closed() {
-            return Ok(());
-        }
-        // How the worker learns that nobody waits for the answer any more. A caller's future
-        // drops its port's receiver whenever it stops waiting (its deadline, its cancellation —
-        // the token is cancelled first — or the future dropped): watching that needs no clone
-        // of the token and no waiter on its lock. A callback (an attempt the supervisor drives)
-        // is watched through the attempt's token.
-        let token = (!reply.is_port()).then(|| ctx.cancel.clone());
-        // The worker is the one place that awaits the agent: one task at a time per worker.
-        // The agent is polled first so that one honouring `ctx.cancel` sees the signal and
-        // answers; one that ignores it is abandoned (dropped) once the signal fires.
-        let result = tokio::select! {
-            biased;
-            result = state.agent.handle(task, ctx) => Some(result),
-            () = abandoned(&mut reply, token.as_ref()) => None,
+        let WorkerState {
+            agent,
+            shared,
+            timer,
+        } = state;
+        let (mut job, mut now) = match message {
+            WorkerMsg::Run(job) => (Some(job), None),
+            WorkerMsg::Pull => (None, None),
         };
-        // The race ended first: the late reply is dropped and counted.
-        if result.is_some_and(|result| !reply.send(result)) {
-            state.timeout.late_reply();
+        for _ in 0..BATCH {
+            if let Some(job) = job.take() {
+                now = Some(attempt::run(agent, timer, shared, job).await);
+            }
+            let at = now.take().unwrap_or_else(Instant::now);
+            match shared.dispatch.next(&myself, at) {
+                Some(next) => job = Some(next),
+                None => return Ok(()),
+            }
+        }
+        if let Some(job) = job {
+            // A whole batch ran: yield to the mailbox, keeping the job taken.
+            let _ = myself.send_message(WorkerMsg::Run(job));
         }
         Ok(())
-    }
-}
-
-/// Completes when the attempt is abandoned: `token` cancelled, or without one, `reply`'s
-/// receiver dropped.
-async fn abandoned<T>(reply: &mut ReplyTo<T>, token: Option<&CancellationToken>) {
-    match token {
-        Some(token) => token.cancelled().await,
-        None => reply.closed().await,
     }
 }

@@ -108,6 +108,20 @@ impl BreakerHandle {
         Some(decision)
     }
 
+    /// Whether the published state rejects a call now (Open before its period ends, ForcedOpen,
+    /// or a stopped breaker), without taking a permit: for work that is admitted now and
+    /// acquires its permit later, when it starts (a queued task must not hold a half-open probe
+    /// slot while it waits). A rejection is counted like one from [`acquire`](Self::acquire).
+    pub fn precheck(&self) -> Result<(), Rejected> {
+        match self.shared.admit() {
+            Some(Err(rejected)) => {
+                self.shared.metrics.call(BreakerCall::Rejected);
+                Err(rejected)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// A permit for one call, or why not. Asks the actor only when the published state cannot
     /// decide. Never fails otherwise: a stopped breaker rejects (see [`BreakerHandle`]).
     pub async fn acquire(&self) -> Result<Permit, Rejected> {

@@ -3,9 +3,11 @@
 use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
 
+use ractor_resilience_core::queue::CodelSettings;
 use serde::Deserialize;
 
 use super::source::{EntryError, FieldError};
+use super::values::{DurationOrOff, duration};
 
 /// Workers per agent pool when `workers` is not set (this project's choice: enough to overlap
 /// slow LLM calls on a small machine).
@@ -55,6 +57,10 @@ pub struct AgentConfig {
     /// Admission bound: calls queued plus in flight beyond which new calls are rejected
     /// (default [`DEFAULT_MAX_PENDING`]); at least `workers`.
     pub max_pending: NonZeroUsize,
+    /// How the agent's queue sheds under sustained overload (`queue_target`, `queue_interval`,
+    /// `adaptive_lifo`; default [`CodelSettings::default`]); `None` with `queue_target = "off"`:
+    /// a FIFO queue that never sheds.
+    pub queue: Option<CodelSettings>,
 }
 
 /// The section names present in the file (valid or not), for reference checks.
@@ -75,6 +81,10 @@ pub(crate) struct RawAgent {
     budget: Option<String>,
     workers: Option<usize>,
     max_pending: Option<usize>,
+    queue_target: Option<DurationOrOff>,
+    #[serde(default, deserialize_with = "duration")]
+    queue_interval: Option<std::time::Duration>,
+    adaptive_lifo: Option<bool>,
 }
 
 impl RawAgent {
@@ -127,7 +137,40 @@ impl RawAgent {
                 ),
             ));
         }
-        match (breaker, retry, timeout, budget, workers, max_pending) {
+        let queue = match self.queue_target {
+            Some(DurationOrOff::Off) => {
+                for (key, given) in [
+                    ("queue_interval", self.queue_interval.is_some()),
+                    ("adaptive_lifo", self.adaptive_lifo.is_some()),
+                ] {
+                    if given {
+                        errors.push(FieldError::new(
+                            key,
+                            "has no effect with queue_target = \"off\"",
+                        ));
+                    }
+                }
+                Some(None)
+            }
+            target => {
+                let default = CodelSettings::default();
+                let target = match target {
+                    Some(DurationOrOff::On(d)) => d,
+                    _ => default.target(),
+                };
+                let interval = self.queue_interval.unwrap_or(default.interval());
+                match CodelSettings::new(target, interval) {
+                    Ok(s) => Some(Some(s.with_adaptive_lifo(
+                        self.adaptive_lifo.unwrap_or(default.adaptive_lifo()),
+                    ))),
+                    Err(e) => {
+                        errors.push(FieldError::new(e.field, e.reason));
+                        None
+                    }
+                }
+            }
+        };
+        match (breaker, retry, timeout, budget, workers, max_pending, queue) {
             (
                 Some(breaker),
                 Some(retry),
@@ -135,6 +178,7 @@ impl RawAgent {
                 Some(budget),
                 Some(workers),
                 Some(max_pending),
+                Some(queue),
             ) if errors.is_empty() => Ok(AgentConfig {
                 breaker,
                 retry,
@@ -142,6 +186,7 @@ impl RawAgent {
                 budget,
                 workers,
                 max_pending,
+                queue,
             }),
             _ => Err(EntryError::Field(errors)),
         }

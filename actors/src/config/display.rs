@@ -181,4 +181,14 @@ fn agent(out: &mut String, a: &AgentConfig) {
     }
     line(out, "workers", a.workers);
     line(out, "max_pending", a.max_pending);
+    match &a.queue {
+        None => {
+            let _ = writeln!(out, "queue_target = \"off\"");
+        }
+        Some(q) => {
+            duration(out, "queue_target", q.target());
+            duration(out, "queue_interval", q.interval());
+            line(out, "adaptive_lifo", q.adaptive_lifo());
+        }
+    }
 }

@@ -73,7 +73,7 @@ impl Agent for Scripted {
     type Output = u64;
     type Error = ScriptError;
 
-    async fn handle(&self, task: Script, ctx: TaskContext) -> Result<u64, ScriptError> {
+    async fn handle(&mut self, task: Script, ctx: TaskContext) -> Result<u64, ScriptError> {
         let i = (ctx.attempt as usize)
             .saturating_sub(1)
             .min(task.steps.len() - 1);

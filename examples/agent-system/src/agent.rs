@@ -31,7 +31,7 @@ impl Agent for LlmAgent {
     type Error = ProviderError;
 
     async fn handle(
-        &self,
+        &mut self,
         task: CompletionRequest,
         ctx: TaskContext,
     ) -> Result<Completion, ProviderError> {

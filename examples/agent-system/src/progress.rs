@@ -60,12 +60,13 @@ impl SystemView {
             .map(|(n, b)| format!("{n}={}", b.state()))
             .collect();
         format!(
-            "{:>6.1}s submitted {} ok {} failed {} rejected {} timed_out {} | {}",
+            "{:>6.1}s submitted {} ok {} failed {} rejected {} overloaded {} timed_out {} | {}",
             self.start.elapsed().as_secs_f64(),
             t.submitted,
             t.count(TaskOutcome::Succeeded),
             t.count(TaskOutcome::Failed),
             t.count(TaskOutcome::Rejected),
+            t.count(TaskOutcome::Overloaded),
             t.count(TaskOutcome::TimedOut),
             breakers.join(" ")
         )

@@ -14,7 +14,7 @@ use serde::Serialize;
 pub struct Tally {
     /// Tasks submitted.
     pub submitted: u64,
-    counts: [u64; 5],
+    counts: [u64; TaskOutcome::ALL.len()],
     /// Latency of succeeded tasks, microseconds (1 µs .. 1 h, 3 significant digits).
     latency: Histogram<u64>,
 }
@@ -23,7 +23,7 @@ impl Default for Tally {
     fn default() -> Self {
         Tally {
             submitted: 0,
-            counts: [0; 5],
+            counts: [0; TaskOutcome::ALL.len()],
             latency: Histogram::new_with_bounds(1, 3_600_000_000, 3)
                 .expect("valid histogram bounds"),
         }
@@ -110,15 +110,18 @@ pub struct Report {
     pub succeeded: u64,
     /// Tasks whose last attempt failed.
     pub failed: u64,
-    /// Tasks not attempted: breaker open, overloaded, agent unavailable.
+    /// Tasks not attempted: breaker open, agent unavailable.
     pub rejected: u64,
+    /// Tasks not attempted: the agent's admission bound was full, or its queue shed them.
+    pub overloaded: u64,
     /// Tasks whose deadline or last timeout passed first.
     pub timed_out: u64,
     /// Tasks cancelled at shutdown.
     pub cancelled: u64,
     /// Attempts started, first attempts included.
     pub attempts: u64,
-    /// Retries scheduled.
+    /// Retries sent (attempts after a task's first): `attempts − retries` tasks reached a
+    /// worker.
     pub retries: u64,
     /// Latency quantiles of succeeded tasks, in milliseconds.
     pub latency_ms: Quantiles,
@@ -145,6 +148,7 @@ impl Report {
             succeeded: tally.count(TaskOutcome::Succeeded),
             failed: tally.count(TaskOutcome::Failed),
             rejected: tally.count(TaskOutcome::Rejected),
+            overloaded: tally.count(TaskOutcome::Overloaded),
             timed_out: tally.count(TaskOutcome::TimedOut),
             cancelled: tally.count(TaskOutcome::Cancelled),
             attempts,
@@ -161,7 +165,12 @@ impl Report {
     /// Whether the outcomes add up to the submitted tasks.
     pub fn adds_up(&self) -> bool {
         self.submitted
-            == self.succeeded + self.failed + self.rejected + self.timed_out + self.cancelled
+            == self.succeeded
+                + self.failed
+                + self.rejected
+                + self.overloaded
+                + self.timed_out
+                + self.cancelled
     }
 
     /// The human summary table.
@@ -185,6 +194,7 @@ impl Report {
             ("succeeded", self.succeeded),
             ("failed", self.failed),
             ("rejected", self.rejected),
+            ("overloaded", self.overloaded),
             ("timed_out", self.timed_out),
             ("cancelled", self.cancelled),
         ] {

@@ -143,6 +143,7 @@ impl System {
             })
             .workers(spec.workers.get())
             .max_pending(spec.max_pending.get())
+            .queue(spec.queue)
             .breaker(breakers[&spec.breaker].clone())
             .timeout(timeouts[&spec.timeout].clone())
             .retry_policy(spec.retry.as_str(), policies.retry.clone())

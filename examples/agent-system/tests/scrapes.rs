@@ -206,11 +206,18 @@ fn a_thousand_concurrent_scrapes_do_not_stop_task_processing() {
     let done = running.wait_since(signalled, Duration::from_secs(5));
     assert_eq!(done.status.code(), Some(0), "stderr:\n{}", done.stderr);
     let report = common::read_report(&report);
-    let [succeeded, failed, rejected, timed_out, cancelled] = assert_adds_up(&report);
+    let [
+        succeeded,
+        failed,
+        rejected,
+        overloaded,
+        timed_out,
+        cancelled,
+    ] = assert_adds_up(&report);
     eprintln!("report: {report}");
     assert_eq!(
-        (failed, rejected, timed_out, cancelled),
-        (0, 0, 0, 0),
+        (failed, rejected, overloaded, timed_out, cancelled),
+        (0, 0, 0, 0, 0),
         "tasks suffered from the scrapes: {report:#}"
     );
     assert_eq!(succeeded, count(&report, "submitted"));

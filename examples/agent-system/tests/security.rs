@@ -408,7 +408,8 @@ fn every_label_value_is_a_configured_name_or_a_fixed_enum() {
     let outcomes = assert_adds_up(&report);
     eprintln!("report {report}");
     // The traffic did reach every kind of outcome but `cancelled`, so many label values exist.
-    assert!(outcomes[..4].iter().all(|n| *n > 0), "{report:#}");
+    // (Not `overloaded`: this traffic stays within the agent's capacity.)
+    assert!([0, 1, 2, 4].iter().all(|&i| outcomes[i] > 0), "{report:#}");
     let checked = assert_labels_are_bounded(&exposition, BUSY);
     assert!(checked > 100, "only {checked} labelled samples");
 }

@@ -125,15 +125,24 @@ fn sigterm_under_full_load_drains_within_the_deadline_and_cancels_every_pending_
     assert!(done.stdout.contains("== summary (run"), "{}", done.stdout);
 
     let report = common::read_report(&report);
-    let [succeeded, failed, rejected, timed_out, cancelled] = assert_adds_up(&report);
+    let [
+        succeeded,
+        failed,
+        rejected,
+        overloaded,
+        timed_out,
+        cancelled,
+    ] = assert_adds_up(&report);
     eprintln!("report: {report}");
     let submitted = count(&report, "submitted");
     assert!(submitted as f64 >= inflight, "{report:#}");
     // No task could end by itself: every one of them was pending at the deadline.
     assert!(cancelled > 0, "{report:#}");
     assert_eq!(
-        (succeeded, failed, rejected, timed_out, cancelled),
-        (0, 0, 0, 0, submitted),
+        (
+            succeeded, failed, rejected, overloaded, timed_out, cancelled
+        ),
+        (0, 0, 0, 0, 0, submitted),
         "every pending task must end `cancelled`: {report:#}"
     );
     // The run stopped at the signal, not at its configured 60 s.

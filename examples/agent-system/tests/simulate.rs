@@ -59,10 +59,17 @@ fn the_default_outage_opens_the_breaker_which_half_opens_and_closes_after_it_end
     });
     assert!(half_opened, "half-open before closing: {transitions:?}");
     // No task lost.
-    let outcomes: u64 = ["succeeded", "failed", "rejected", "timed_out", "cancelled"]
-        .iter()
-        .map(|k| n(&report, k))
-        .sum();
+    let outcomes: u64 = [
+        "succeeded",
+        "failed",
+        "rejected",
+        "overloaded",
+        "timed_out",
+        "cancelled",
+    ]
+    .iter()
+    .map(|k| n(&report, k))
+    .sum();
     assert_eq!(n(&report, "submitted"), outcomes);
     assert_eq!(n(&report, "submitted"), 800, "20 tasks/s for 40 s");
     assert!(n(&report, "attempts") >= n(&report, "succeeded"));

@@ -268,9 +268,16 @@ pub fn count(report: &serde_json::Value, key: &str) -> u64 {
 /// Asserts `submitted` equals the sum of the five outcomes; returns the five, in order
 /// succeeded, failed, rejected, timed_out, cancelled.
 #[track_caller]
-pub fn assert_adds_up(report: &serde_json::Value) -> [u64; 5] {
-    let outcomes =
-        ["succeeded", "failed", "rejected", "timed_out", "cancelled"].map(|k| count(report, k));
+pub fn assert_adds_up(report: &serde_json::Value) -> [u64; 6] {
+    let outcomes = [
+        "succeeded",
+        "failed",
+        "rejected",
+        "overloaded",
+        "timed_out",
+        "cancelled",
+    ]
+    .map(|k| count(report, k));
     assert_eq!(
         count(report, "submitted"),
         outcomes.iter().sum::<u64>(),

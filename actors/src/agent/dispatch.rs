@@ -1,0 +1,185 @@
+//! [`Dispatch`]: how a job reaches a worker — join-the-idle-queue (Lu et al., "Join-Idle-Queue",
+//! 2011). Workers pull; no job waits behind a busy worker while another is idle.
+//!
+//! ```text
+//!  submit(job) ──▶ an idle worker registered?  yes ──▶ straight into its mailbox (one hop)
+//!                                              no  ──▶ the agent's one bounded queue
+//!  a worker that finishes ──▶ takes the next job from the queue (the newest first while
+//!                             the queue stands: adaptive LIFO), or registers itself idle
+//! ```
+//!
+//! The idle list and the queue sit behind one lock, so a job is never queued while a worker
+//! parks unseen. Once the queue stands ([`Codel`]), it sheds what waited too long — a shed job
+//! is answered [`AttemptEnd::Shed`] (the task ends `Overloaded`) without taking a worker — and
+//! serves the newest job first.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use ractor::{ActorRef, MessagingErr};
+use ractor_resilience_core::queue::{Codel, CodelSettings};
+use tokio::time::Instant;
+
+use super::Agent;
+use super::job::{AttemptEnd, Job, WorkerMsg};
+
+/// The agent's idle workers and its queue.
+pub(crate) struct Dispatch<A: Agent> {
+    state: Mutex<State<A>>,
+}
+
+struct State<A: Agent> {
+    /// Workers waiting for a job, the most recently parked last (it is taken first: its caches
+    /// are warm).
+    idle: Vec<ActorRef<WorkerMsg<A>>>,
+    /// Jobs waiting for a worker, oldest first.
+    queue: VecDeque<Job<A>>,
+    /// At most this many jobs are queued (the agent's admission bound).
+    capacity: usize,
+    /// Sheds what waited too long; `None`: the queue never sheds (pure FIFO).
+    codel: Option<Codel>,
+    closed: bool,
+}
+
+/// Why [`Dispatch::submit`] handed a job back.
+pub(crate) enum Refused<A: Agent> {
+    /// The queue is full of live jobs.
+    Full(Job<A>),
+    /// The agent is shutting down.
+    Closed(Job<A>),
+}
+
+impl<A: Agent> Dispatch<A> {
+    pub(crate) fn new(capacity: usize, codel: Option<CodelSettings>) -> Self {
+        Dispatch {
+            state: Mutex::new(State {
+                idle: Vec::new(),
+                queue: VecDeque::new(),
+                capacity,
+                codel: codel.map(Codel::new),
+                closed: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<A>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands `job` to an idle worker, or queues it.
+    pub(crate) fn submit(&self, mut job: Job<A>) -> Result<(), Refused<A>> {
+        loop {
+            let worker = {
+                let mut s = self.lock();
+                if s.closed {
+                    return Err(Refused::Closed(job));
+                }
+                match s.idle.pop() {
+                    Some(worker) => worker,
+                    None => return s.enqueue(job),
+                }
+            };
+            match worker.send_message(WorkerMsg::Run(job)) {
+                Ok(()) => return Ok(()),
+                // The worker stopped after it parked: try the next one.
+                Err(MessagingErr::SendErr(WorkerMsg::Run(back))) => job = back,
+                // Not a send error: the message (and with it the job's reply) is gone, which its
+                // waiter sees as a lost worker.
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// The next job for `worker`, which just finished one (or was just started) at `now`; with
+    /// none queued, `worker` is registered idle. Jobs shed on the way are answered here, outside
+    /// the lock.
+    pub(crate) fn next(&self, worker: &ActorRef<WorkerMsg<A>>, now: Instant) -> Option<Job<A>> {
+        let mut shed = Vec::new();
+        let job = {
+            let mut s = self.lock();
+            s.take(worker, now, &mut shed)
+        };
+        for (job, waited) in shed {
+            job.answer(AttemptEnd::Shed { waited });
+        }
+        job
+    }
+
+    /// Forgets a worker that stopped (it may be registered idle).
+    pub(crate) fn forget(&self, worker: ractor::ActorId) {
+        self.lock().idle.retain(|w| w.get_id() != worker);
+    }
+
+    /// Refuses every job from now on, and answers every queued one [`AttemptEnd::Closed`].
+    pub(crate) fn close(&self) {
+        let queued = {
+            let mut s = self.lock();
+            s.closed = true;
+            s.idle.clear();
+            std::mem::take(&mut s.queue)
+        };
+        for job in queued {
+            job.answer(AttemptEnd::Closed);
+        }
+    }
+
+    /// Jobs queued and workers idle, now.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let s = self.lock();
+        (s.queue.len(), s.idle.len())
+    }
+}
+
+impl<A: Agent> State<A> {
+    fn enqueue(&mut self, job: Job<A>) -> Result<(), Refused<A>> {
+        if self.queue.len() >= self.capacity {
+            // Jobs whose callers left (their deadline passed, or they were cancelled) still sit
+            // here until a worker would skip them: make room by dropping them now.
+            self.queue.retain(|j| !j.abandoned());
+            if self.queue.len() >= self.capacity {
+                return Err(Refused::Full(job));
+            }
+        }
+        self.queue.push_back(job);
+        Ok(())
+    }
+
+    fn take(
+        &mut self,
+        worker: &ActorRef<WorkerMsg<A>>,
+        now: Instant,
+        shed: &mut Vec<(Job<A>, std::time::Duration)>,
+    ) -> Option<Job<A>> {
+        let mut lifo = false;
+        if let Some(codel) = &mut self.codel {
+            if let Some(front) = self.queue.front() {
+                codel.observe(now.saturating_duration_since(front.queued), now.into_std());
+            }
+            // The oldest are at the front: shed from there whatever waited too long.
+            while let Some(front) = self.queue.front() {
+                let waited = now.saturating_duration_since(front.queued);
+                if !codel.shed(waited) {
+                    break;
+                }
+                let job = self.queue.pop_front().expect("the front exists");
+                shed.push((job, waited));
+            }
+            lifo = codel.lifo();
+        }
+        let job = if lifo {
+            self.queue.pop_back()
+        } else {
+            self.queue.pop_front()
+        };
+        if self.queue.is_empty() {
+            if let Some(codel) = &mut self.codel {
+                codel.queue_empty();
+            }
+        }
+        if job.is_none() && !self.closed && !self.idle.iter().any(|w| w.get_id() == worker.get_id())
+        {
+            self.idle.push(worker.clone());
+        }
+        job
+    }
+}

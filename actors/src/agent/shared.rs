@@ -1,0 +1,223 @@
+//! [`Shared`]: what the caller's future, the agent's actor (the supervisor) and the workers share
+//! about one agent — its policies, its dispatcher, its admission bound and its counters — and the
+//! rules all three apply the same way (admission, retryability, how a task's end is counted).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ractor_resilience_core::backoff::RetryPolicy;
+use ractor_resilience_core::breaker::Rejected;
+use tokio::time::Instant;
+
+use super::deadline::AgentTimeout;
+use super::dispatch::Dispatch;
+use super::error::{AttemptError, CallError, OverloadReason};
+use super::supervisor::RetryHook;
+use super::{Agent, Outcome};
+use crate::breaker::BreakerHandle;
+use crate::budget::SharedBudget;
+use crate::clock;
+use crate::metrics::{AgentMetrics, RetryOutcome, TaskOutcome};
+
+/// Everything the handle, the supervisor and the workers share about one agent.
+pub(crate) struct Shared<A: Agent> {
+    pub(crate) name: Arc<str>,
+    pub(crate) dispatch: Dispatch<A>,
+    pub(crate) breaker: BreakerHandle,
+    pub(crate) timeout: AgentTimeout,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) budget: Option<SharedBudget>,
+    pub(crate) on_retry: Option<RetryHook<A::Error>>,
+    pub(crate) max_pending: usize,
+    pub(crate) inflight: Arc<AtomicUsize>,
+    /// Shared by reference with every admitted task (one reference count per task, not a copy
+    /// of every handle: with a recorder installed each handle is reference-counted itself).
+    pub(crate) metrics: Arc<AgentMetrics>,
+    /// Set once the supervisor has stopped: new tasks are refused at once.
+    pub(crate) closed: AtomicBool,
+    /// Attempts started (first attempts included).
+    pub(crate) attempts: AtomicU64,
+    /// Attempts started after the first (retries that were sent).
+    pub(crate) retries: AtomicU64,
+    /// Whether the builder spawned (and the handle stops) the breaker and the timeout actor.
+    pub(crate) owns: (bool, bool),
+}
+
+/// Counters of one agent since it was spawned.
+///
+/// `attempts − retries` is the number of tasks that reached a worker: both count only attempts
+/// that started, never a retry the breaker refused or the queue shed.
+///
+/// ```
+/// let stats = ractor_resilience::agent::AgentStats::default();
+/// assert_eq!(stats.attempts, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AgentStats {
+    /// Attempts started, first attempts included.
+    pub attempts: u64,
+    /// Attempts started after a task's first (retries sent).
+    pub retries: u64,
+    /// Tasks admitted and not yet answered.
+    pub inflight: usize,
+}
+
+/// One admitted task: releases its admission slot when dropped, wherever it ends.
+pub(crate) struct Admitted {
+    inflight: Arc<AtomicUsize>,
+    metrics: Arc<AgentMetrics>,
+    pub(crate) submitted: Instant,
+    /// Whether the task's outcome was counted; a task dropped before that (its caller's future
+    /// was dropped) is counted as cancelled, so every admitted task has exactly one outcome.
+    finished: bool,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.metrics
+                .task(TaskOutcome::Cancelled, self.submitted.elapsed());
+        }
+        let n = self.inflight.fetch_sub(1, Ordering::AcqRel) - 1;
+        self.metrics.inflight(n);
+    }
+}
+
+impl<A: Agent> Shared<A> {
+    /// Admits a task (or refuses it at once): the agent is running, the admission bound has
+    /// room, and the breaker's published state does not reject (an Open or forced-open breaker
+    /// fails fast here; a half-open one is asked when a worker starts the attempt).
+    /// `retried_upstream`: a layer above retries it.
+    pub(crate) fn admit(&self, retried_upstream: bool) -> Result<Admitted, CallError<A::Error>> {
+        if self.closed.load(Ordering::Acquire) {
+            self.metrics.task(TaskOutcome::Rejected, Duration::ZERO);
+            return Err(CallError::Unavailable);
+        }
+        if let Err(rejected) = self.breaker.precheck() {
+            self.metrics.task(TaskOutcome::Rejected, Duration::ZERO);
+            return Err(self.rejected(rejected));
+        }
+        let n = self.inflight.fetch_add(1, Ordering::AcqRel);
+        if n >= self.max_pending {
+            self.inflight.fetch_sub(1, Ordering::AcqRel);
+            self.metrics.task(TaskOutcome::Overloaded, Duration::ZERO);
+            return Err(CallError::Overloaded {
+                reason: OverloadReason::Full {
+                    max_pending: self.max_pending,
+                },
+            });
+        }
+        self.metrics.inflight(n + 1);
+        // A task retried upstream is not a new request: the layer that retries it deposited
+        // for it already, and it is never retried here. Depositing again would let a budget
+        // shared along a call chain grow with the chain's depth (A → B → C sharing a 10% budget
+        // would allow 30% of the original requests as retries).
+        if let (Some(budget), false) = (&self.budget, retried_upstream) {
+            budget.deposit();
+        }
+        Ok(Admitted {
+            inflight: self.inflight.clone(),
+            metrics: self.metrics.clone(),
+            submitted: Instant::now(),
+            finished: false,
+        })
+    }
+
+    /// Counts attempt number `attempt` of a task as it starts (1: its first, a new request at
+    /// this layer).
+    pub(crate) fn count_attempt(&self, attempt: u32) {
+        self.metrics.attempt(attempt == 1);
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        if attempt > 1 {
+            self.retries.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn max_attempts(&self, retried_upstream: bool) -> u32 {
+        if retried_upstream {
+            1
+        } else {
+            self.retry.max_attempts()
+        }
+    }
+
+    /// Whether a layer retries a task arriving with `retried_upstream`: one above (then this
+    /// one makes a single attempt) or this one. A downstream call made for the task is told so,
+    /// which keeps every layer below from retrying — also below a layer that does not retry
+    /// *because* one above it does (the flag must not be lost after one hop).
+    pub(crate) fn retried_at_or_above(&self, retried_upstream: bool) -> bool {
+        retried_upstream || self.max_attempts(false) > 1
+    }
+
+    pub(crate) fn rejected(&self, r: Rejected) -> CallError<A::Error> {
+        let now = clock::now();
+        CallError::Rejected {
+            breaker: self.breaker.name().into(),
+            state: r.state,
+            retry_after: r.retry_after.map(|at| at.saturating_duration_since(now)),
+        }
+    }
+
+    /// Counts a task's final outcome (exactly once per task: see the callers).
+    pub(crate) fn finish(&self, admitted: &mut Admitted, attempts: u32, result: &Outcome<A>) {
+        admitted.finished = true;
+        let outcome = match result {
+            Ok(_) => TaskOutcome::Succeeded,
+            Err(e) => e.outcome(),
+        };
+        self.metrics.task(outcome, admitted.submitted.elapsed());
+        let retried = attempts > 1;
+        match (result, retried) {
+            (Ok(_), false) => self.metrics.retry(RetryOutcome::SuccessWithoutRetry),
+            (Ok(_), true) => self.metrics.retry(RetryOutcome::SuccessWithRetry),
+            (Err(CallError::Failed { .. } | CallError::TimedOut { .. }), false) => {
+                self.metrics.retry(RetryOutcome::FailedWithoutRetry)
+            }
+            (Err(CallError::Failed { .. } | CallError::TimedOut { .. }), true) => {
+                self.metrics.retry(RetryOutcome::FailedWithRetry)
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether an attempt's error may be retried (the task's attempt count aside).
+    pub(crate) fn retryable(error: &AttemptError<A::Error>) -> bool {
+        match error {
+            AttemptError::Agent(e) => A::classify(e).retry,
+            AttemptError::WorkerLost | AttemptError::NoWorker | AttemptError::TimedOut { .. } => {
+                true
+            }
+        }
+    }
+
+    /// Whether a failed attempt may be followed by another one.
+    pub(crate) fn may_retry(
+        &self,
+        error: &AttemptError<A::Error>,
+        attempt: u32,
+        retried_upstream: bool,
+    ) -> bool {
+        Self::retryable(error) && attempt < self.max_attempts(retried_upstream)
+    }
+
+    /// The final error for a failed last attempt.
+    pub(crate) fn final_error(error: AttemptError<A::Error>, attempts: u32) -> CallError<A::Error> {
+        match error {
+            AttemptError::TimedOut { after } => CallError::TimedOut { after, attempts },
+            source => CallError::Failed { attempts, source },
+        }
+    }
+
+    /// When the breaker's open period ends, if it is open now.
+    pub(crate) fn breaker_open_until(&self) -> Option<Instant> {
+        match self.breaker.state() {
+            ractor_resilience_core::breaker::BreakerState::Open => Some(
+                self.breaker
+                    .open_until()
+                    .map_or_else(Instant::now, Instant::from_std),
+            ),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Supervision of the worker pool: spawn linked, restart a crashed worker after its backoff,
+//! escalate past the restart intensity, park restarts while the breaker is open. The arithmetic
+//! (backoff with reset, intensity window) is the core's
+//! ([`ractor_resilience_core::supervision`]); this is the actor side.
+
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef};
+use ractor_resilience_core::supervision::{RestartBackoff, RestartIntensity};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::time::Instant;
+
+use super::super::Agent;
+use super::super::error::CallError;
+use super::super::msg::AgentMsg;
+use super::super::worker::{AgentFactory, WorkerActor};
+use super::{SupervisionSettings, SupervisorState, Timer};
+use crate::clock;
+
+/// The pool's slots and what restarting them needs.
+pub(crate) struct Pool<A: Agent> {
+    make: AgentFactory<A>,
+    slots: Vec<Slot>,
+    intensity: RestartIntensity,
+    pub(super) rng: SmallRng,
+}
+
+struct Slot {
+    worker: Option<ActorId>,
+    started: Instant,
+    backoff: RestartBackoff,
+}
+
+impl<A: Agent> Pool<A> {
+    pub(super) fn new(
+        make: AgentFactory<A>,
+        settings: &SupervisionSettings,
+        workers: usize,
+    ) -> Result<Self, ActorProcessingErr> {
+        let backoff = RestartBackoff::new(
+            settings.min_backoff,
+            settings.max_backoff,
+            settings.reset_after,
+        )?;
+        Ok(Pool {
+            make,
+            slots: (0..workers)
+                .map(|_| Slot {
+                    worker: None,
+                    started: Instant::now(),
+                    backoff: backoff.clone(),
+                })
+                .collect(),
+            intensity: RestartIntensity::new(settings.max_restarts, settings.restart_window),
+            rng: SmallRng::seed_from_u64(0),
+        })
+    }
+
+    pub(super) fn live(&self) -> usize {
+        self.slots.iter().filter(|s| s.worker.is_some()).count()
+    }
+}
+
+impl<A: Agent> SupervisorState<A> {
+    pub(super) async fn spawn_worker(
+        &mut self,
+        myself: &ActorRef<AgentMsg<A>>,
+        slot: usize,
+    ) -> Result<(), ActorProcessingErr> {
+        let (worker, _) = Actor::spawn_linked(
+            None,
+            WorkerActor::<A>::new(),
+            (self.pool.make.clone(), self.shared.clone()),
+            myself.get_cell(),
+        )
+        .await?;
+        let slot = &mut self.pool.slots[slot];
+        slot.worker = Some(worker.get_id());
+        slot.started = Instant::now();
+        Ok(())
+    }
+
+    pub(super) fn worker_down(
+        &mut self,
+        myself: &ActorRef<AgentMsg<A>>,
+        cell: ActorCell,
+        reason: &str,
+    ) -> Result<(), ActorProcessingErr> {
+        let id = cell.get_id();
+        let Some(slot) = self.pool.slots.iter().position(|s| s.worker == Some(id)) else {
+            return Ok(());
+        };
+        self.pool.slots[slot].worker = None;
+        self.shared.dispatch.forget(id);
+        let now = Instant::now();
+        tracing::warn!(agent = %self.shared.name, slot, %reason, "worker stopped");
+        if let Some(until) = self.shared.breaker_open_until() {
+            // The dependency is known to be down: wait for the breaker instead of burning the
+            // restart allowance on crashes it would cause anyway.
+            self.status.parked_restarts += 1;
+            self.timers.insert(until.max(now), Timer::Restart(slot));
+            return Ok(());
+        }
+        if let Err(exceeded) = self.pool.intensity.record_crash(now.into_std()) {
+            tracing::error!(agent = %self.shared.name, crashes = exceeded.crashes, "restart intensity exceeded: escalating");
+            self.abandon_all(|| CallError::Unavailable);
+            myself.stop_children(Some("supervisor escalated".into()));
+            return Err(format!(
+                "agent `{}`: {} worker crashes within {:?} (max_restarts = {})",
+                self.shared.name, exceeded.crashes, exceeded.window, exceeded.max_restarts
+            )
+            .into());
+        }
+        let s = &mut self.pool.slots[slot];
+        let delay = s
+            .backoff
+            .next_delay(s.started.into_std(), now.into_std(), &mut self.pool.rng);
+        self.timers
+            .insert(clock::after(now, delay), Timer::Restart(slot));
+        Ok(())
+    }
+
+    pub(super) async fn restart(
+        &mut self,
+        myself: &ActorRef<AgentMsg<A>>,
+        slot: usize,
+    ) -> Result<(), ActorProcessingErr> {
+        if self.pool.slots[slot].worker.is_some() {
+            return Ok(());
+        }
+        if let Some(until) = self.shared.breaker_open_until() {
+            self.timers.insert(until, Timer::Restart(slot));
+            return Ok(());
+        }
+        self.spawn_worker(myself, slot).await?;
+        self.status.restarts += 1;
+        self.shared.metrics.restart();
+        tracing::info!(agent = %self.shared.name, slot, "worker restarted");
+        Ok(())
+    }
+}
