@@ -106,6 +106,7 @@ fn builder(
         .with_max_failures(1_000)
         .build()?;
     Ok(AgentBuilder::new(name, numbered())
+        .workers(1)
         .retry_policy("demo", retry)
         .breaker_settings(name, breaker)
         .supervision(supervision)

@@ -108,6 +108,7 @@ pub(crate) async fn spawn_open_stack(name: &str) -> AgentHandle<Noop> {
         .build()
         .expect("valid breaker settings");
     let agent = AgentBuilder::new(name, || Noop)
+        .workers(1)
         .max_pending(MAX_PENDING)
         .breaker_settings(name, settings)
         .spawn()

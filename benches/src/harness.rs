@@ -1,7 +1,8 @@
 //! `resilience-bench`: the benchmark harness of BENCHMARKS.md.
 //!
 //! ```text
-//! cargo build --release -p agent-system          # for simulate_1h_wall_s
+//! cargo build --release -p agent-system          # for simulate_1h_wall_s (on its own: built
+//!                                                 # together, its tokio test-util reaches this)
 //! cargo run --release -p resilience-bench -- --json [--quick] [--only latency,throughput]
 //! ```
 //!
@@ -17,6 +18,7 @@
 mod anatomy;
 mod calls;
 mod core_ops;
+mod hol;
 mod memory;
 mod peer;
 mod report;
@@ -85,6 +87,8 @@ enum Group {
     Memory,
     /// Wall time of `agent-system simulate --duration 1h`.
     Simulate,
+    /// Head-of-line blocking against the ideal M/G/k FIFO queue (paused clock, child process).
+    Hol,
     /// Not in the default run: the stack's overhead rebuilt step by step, and the per-agent
     /// memory split between its actors.
     Anatomy,
@@ -209,6 +213,7 @@ fn main() {
             Group::Latency | Group::Throughput => actors(group, &plan, &mut out),
             Group::Memory => memory(&plan, &mut out),
             Group::Simulate => simulate(&plan, cli.agent_system.clone(), &mut out),
+            Group::Hol => hol::run(&mut out),
             Group::Anatomy => anatomy(&plan, &mut out),
         }
         eprintln!("[{group:?}] {:.1} s", t.elapsed().as_secs_f64());

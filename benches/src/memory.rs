@@ -157,7 +157,7 @@ impl Shared {
 
     /// One agent with the default policies and a pool of 1, using the shared actors if any.
     async fn spawn(&self, name: &str) -> AgentHandle<calls::Noop> {
-        let mut b = AgentBuilder::new(name, || calls::Noop);
+        let mut b = AgentBuilder::new(name, || calls::Noop).workers(1);
         if let Some(t) = &self.timeout {
             b = b.timeout(t.clone());
         }

@@ -76,6 +76,21 @@ const TARGETS: &[Target] = &[
         at_most: true,
         bound: 20.0,
     },
+    Target {
+        name: "hol_p50_ratio",
+        at_most: true,
+        bound: 1.1,
+    },
+    Target {
+        name: "hol_p95_ratio",
+        at_most: true,
+        bound: 1.1,
+    },
+    Target {
+        name: "hol_p99_ratio",
+        at_most: true,
+        bound: 1.1,
+    },
 ];
 
 /// Collects figures and prints them.

@@ -9,10 +9,11 @@
 //!  3 race      the agent against the attempt timeout, which starts now (the dependency's
 //!              clock), capped by the task's deadline (the caller's); one reusable timer per
 //!              worker, moved forward for each attempt
-//!  4 record    breaker and timeout policy get the outcome and the latency from the start; a
-//!              deadline that cut the attempt short is not the dependency's fault: ignored by the
-//!              breaker, not an estimator sample
-//!  5 reply     Ran(result) to whoever submitted the job
+//!  4 outcome   for the breaker and timeout policy, with the latency from the start; a deadline
+//!              that cut the attempt short is not the dependency's fault: ignored by the breaker,
+//!              not an estimator sample
+//!  5 record    breaker and timeout policy (lock-free queues); the worker takes its next job
+//!              (or parks), then answers Ran(result) to whoever submitted this one
 //! ```
 
 use std::pin::Pin;
@@ -24,7 +25,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::Agent;
 use super::error::AttemptError;
-use super::job::{AttemptEnd, Job};
+use super::job::{AttemptEnd, Job, JobReply};
 use super::shared::Shared;
 use crate::clock;
 use crate::metrics::TimeoutOutcome;
@@ -64,31 +65,63 @@ enum Raced<O, E> {
     Abandoned,
 }
 
-/// Runs one job to its end and answers it; returns the instant it ended (the worker's next
-/// dequeue reuses that clock read).
+/// A finished attempt: when it ended (the worker's next dequeue reuses that clock read), and
+/// the answer still to deliver — the worker first takes its next job (or parks), then answers,
+/// so that the woken submitter does not wait behind this worker's bookkeeping.
+pub(crate) struct Finished<A: Agent> {
+    pub(crate) ended: Instant,
+    answer: Option<(JobReply<A>, AttemptEnd<A>)>,
+}
+
+impl<A: Agent> Finished<A> {
+    fn answered(ended: Instant) -> Self {
+        Finished {
+            ended,
+            answer: None,
+        }
+    }
+
+    /// Delivers the answer; one nobody waits for any more is dropped and counted late.
+    pub(crate) fn deliver(self, shared: &Shared<A>) {
+        if let Some((reply, end)) = self.answer {
+            let ran = matches!(end, AttemptEnd::Ran(_));
+            if !reply.send((end, self.ended)) && ran {
+                // The caller stopped waiting (its deadline or its cancellation came first).
+                shared.timeout.late_reply();
+            }
+        }
+    }
+}
+
+/// Runs one job to its end (see [`Finished`]). `taken`: when the worker took it from the
+/// queue; `None` for a job handed over by its submitter, which starts as it was submitted (a
+/// mailbox hop later: no clock read).
 pub(crate) async fn run<A: Agent>(
     agent: &mut A,
     timer: &mut Option<Pin<Box<Sleep>>>,
     shared: &Arc<Shared<A>>,
     job: Job<A>,
-) -> Instant {
+    taken: Option<Instant>,
+) -> Finished<A> {
     // 1. skip
-    let mut now = Instant::now();
+    let mut now = taken.unwrap_or(job.queued);
     if job.abandoned() {
-        job.answer(AttemptEnd::Abandoned);
-        return now;
+        job.answer(AttemptEnd::Abandoned, now);
+        return Finished::answered(now);
     }
     if job.deadline.is_some_and(|d| now >= d) {
-        job.answer(AttemptEnd::DeadlineReached { ran: false });
-        return now;
+        job.answer(AttemptEnd::DeadlineReached { ran: false }, now);
+        return Finished::answered(now);
     }
     // 2. permit
+    let mut asked = false;
     let decision = match shared.breaker.try_acquire_local() {
         Some(decision) => decision,
         None => {
             // HalfOpen (or an open period that just ended): only the breaker actor decides.
             let decision = shared.breaker.acquire().await;
             now = Instant::now();
+            asked = true;
             decision
         }
     };
@@ -99,14 +132,15 @@ pub(crate) async fn run<A: Agent>(
             started: now,
         },
         Err(rejected) => {
-            job.answer(AttemptEnd::Rejected(rejected));
-            return now;
+            job.answer(AttemptEnd::Rejected(rejected), now);
+            return Finished::answered(now);
         }
     };
-    if job.abandoned() {
+    if asked && job.abandoned() {
+        // Abandoned while the breaker decided: hand the permit back.
         permit.record(CallOutcome::Ignored, Duration::ZERO);
-        job.answer(AttemptEnd::Abandoned);
-        return now;
+        job.answer(AttemptEnd::Abandoned, now);
+        return Finished::answered(now);
     }
     let Job {
         task,
@@ -148,15 +182,18 @@ pub(crate) async fn run<A: Agent>(
     if let Some(started) = started {
         started.store(true, std::sync::atomic::Ordering::Release);
     }
-    let timer = arm(timer, at);
     let raced = {
         let work = agent.handle(task, ctx);
         tokio::pin!(work);
-        let raced = tokio::select! {
-            biased;
-            result = &mut work => Raced::Answered(result),
-            () = timer => Raced::TimedOut,
-            () = abandoned(task_cancel.as_ref(), &mut reply) => Raced::Abandoned,
+        // An answer ready at the first poll needs no timer; only then is the timer armed.
+        let raced = match poll_once(work.as_mut()).await {
+            Some(result) => Raced::Answered(result),
+            None => tokio::select! {
+                biased;
+                result = &mut work => Raced::Answered(result),
+                () = arm(timer, at) => Raced::TimedOut,
+                () = abandoned(task_cancel.as_ref(), &mut reply) => Raced::Abandoned,
+            },
         };
         if !matches!(raced, Raced::Answered(_)) {
             // Tell the agent, and give one that honours the signal a last poll to see it;
@@ -168,39 +205,34 @@ pub(crate) async fn run<A: Agent>(
         }
         raced
     };
-    // 4. record
+    // 4. the outcome, for the breaker and the timeout policy
     let ended = Instant::now();
     let took = ended.saturating_duration_since(now);
-    let end = match raced {
-        Raced::Answered(Ok(output)) => {
-            permit.record(CallOutcome::Success, took);
-            shared
-                .timeout
-                .record(operation, took, TimeoutOutcome::Success);
-            AttemptEnd::Ran(Ok(output))
-        }
+    let (end, breaker, sample) = match raced {
+        Raced::Answered(Ok(output)) => (
+            AttemptEnd::Ran(Ok(output)),
+            CallOutcome::Success,
+            Some((took, TimeoutOutcome::Success)),
+        ),
         Raced::Answered(Err(error)) => {
-            permit.record(A::classify(&error).breaker, took);
-            shared
-                .timeout
-                .record(operation, took, TimeoutOutcome::Failure);
-            AttemptEnd::Ran(Err(AttemptError::Agent(error)))
+            let breaker = A::classify(&error).breaker;
+            (
+                AttemptEnd::Ran(Err(AttemptError::Agent(error))),
+                breaker,
+                Some((took, TimeoutOutcome::Failure)),
+            )
         }
-        Raced::TimedOut if cut => {
-            permit.record(CallOutcome::Ignored, took);
-            AttemptEnd::DeadlineReached { ran: true }
-        }
-        Raced::TimedOut => {
-            permit.record(CallOutcome::Failure, took);
-            shared
-                .timeout
-                .record(operation, after, TimeoutOutcome::Timeout);
-            AttemptEnd::Ran(Err(AttemptError::TimedOut { after }))
-        }
-        Raced::Abandoned => {
-            permit.record(CallOutcome::Ignored, took);
-            AttemptEnd::Abandoned
-        }
+        Raced::TimedOut if cut => (
+            AttemptEnd::DeadlineReached { ran: true },
+            CallOutcome::Ignored,
+            None,
+        ),
+        Raced::TimedOut => (
+            AttemptEnd::Ran(Err(AttemptError::TimedOut { after })),
+            CallOutcome::Failure,
+            Some((after, TimeoutOutcome::Timeout)),
+        ),
+        Raced::Abandoned => (AttemptEnd::Abandoned, CallOutcome::Ignored, None),
     };
     tracing::debug!(
         task = %id,
@@ -208,13 +240,15 @@ pub(crate) async fn run<A: Agent>(
         outcome = end_label(&end),
         "attempt finished"
     );
-    // 5. reply
-    let answered = matches!(end, AttemptEnd::Ran(_));
-    if !reply.send(end) && answered {
-        // The caller stopped waiting (its deadline or its cancellation came first).
-        shared.timeout.late_reply();
+    // 5. record (lock-free queues); the worker answers after taking its next job
+    permit.record(breaker, took);
+    if let Some((latency, outcome)) = sample {
+        shared.timeout.record(operation, latency, outcome);
     }
-    ended
+    Finished {
+        ended,
+        answer: Some((reply, end)),
+    }
 }
 
 /// The worker's one timer, moved to `at` (a later deadline only extends its registration, with

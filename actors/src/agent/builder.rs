@@ -345,7 +345,7 @@ impl<A: Agent> AgentBuilder<A> {
         let shared = Arc::new(Shared {
             metrics: Arc::new(AgentMetrics::new(&self.name, &policy_name)),
             name: self.name.clone(),
-            dispatch: Dispatch::new(self.max_pending, self.codel),
+            dispatch: Dispatch::new(self.workers, self.max_pending, self.codel),
             breaker,
             timeout,
             retry,

@@ -35,7 +35,7 @@ impl<A: Agent> AgentHandle<A> {
             attempts = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
-        let run = self.run(task, id, &opts, &admitted);
+        let run = self.run(task, id, &opts, &mut admitted);
         // Entering and leaving a disabled span on every poll is not free: skip the wrapper when
         // no subscriber wants the span.
         let (attempts, result) = if span.is_disabled() {
@@ -54,7 +54,7 @@ impl<A: Agent> AgentHandle<A> {
         task: A::Task,
         id: TaskId,
         opts: &CallOptions,
-        admitted: &Admitted,
+        admitted: &mut Admitted,
     ) -> (u32, Outcome<A>) {
         let shared = &self.shared;
         let user = opts.cancel.as_ref();
@@ -82,7 +82,10 @@ impl<A: Agent> AgentHandle<A> {
             return (0, Err(refused_error(shared, refused)));
         }
         let end = match wait(rx, deadline, user).await {
-            Waited::Answer(end) => end,
+            Waited::Answer((end, at)) => {
+                admitted.ended = Some(at);
+                end
+            }
             Waited::Lost => AttemptEnd::Ran(Err(AttemptError::WorkerLost)),
             Waited::Cancelled => return (1, Err(CallError::Cancelled)),
             Waited::Deadline => {
@@ -188,7 +191,7 @@ fn refused_error<A: Agent>(shared: &Shared<A>, refused: Refused<A>) -> CallError
 
 /// How waiting for a first attempt's answer ended.
 enum Waited<A: Agent> {
-    Answer(AttemptEnd<A>),
+    Answer((AttemptEnd<A>, Instant)),
     /// The job was dropped unanswered: its worker crashed.
     Lost,
     Cancelled,
@@ -199,7 +202,7 @@ enum Waited<A: Agent> {
 /// may still be queued at it; a running one ends there on its own). Closing the receiver tells
 /// the worker that nobody waits any more; an answer sent before the close is still taken.
 async fn wait<A: Agent>(
-    mut rx: oneshot::Receiver<AttemptEnd<A>>,
+    mut rx: oneshot::Receiver<(AttemptEnd<A>, Instant)>,
     deadline: Option<Instant>,
     user: Option<&CancellationToken>,
 ) -> Waited<A> {

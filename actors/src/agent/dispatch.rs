@@ -29,9 +29,11 @@ pub(crate) struct Dispatch<A: Agent> {
 }
 
 struct State<A: Agent> {
-    /// Workers waiting for a job, the most recently parked last (it is taken first: its caches
-    /// are warm).
-    idle: Vec<ActorRef<WorkerMsg<A>>>,
+    /// The pool's workers by slot (`None` while one is being restarted).
+    workers: Vec<Option<ActorRef<WorkerMsg<A>>>>,
+    /// Slots of the workers waiting for a job, the most recently parked last (it is taken
+    /// first: its caches are warm).
+    idle: Vec<usize>,
     /// Jobs waiting for a worker, oldest first.
     queue: VecDeque<Job<A>>,
     /// At most this many jobs are queued (the agent's admission bound).
@@ -50,10 +52,11 @@ pub(crate) enum Refused<A: Agent> {
 }
 
 impl<A: Agent> Dispatch<A> {
-    pub(crate) fn new(capacity: usize, codel: Option<CodelSettings>) -> Self {
+    pub(crate) fn new(workers: usize, capacity: usize, codel: Option<CodelSettings>) -> Self {
         Dispatch {
             state: Mutex::new(State {
-                idle: Vec::new(),
+                workers: vec![None; workers],
+                idle: Vec::with_capacity(workers),
                 queue: VecDeque::new(),
                 capacity,
                 codel: codel.map(Codel::new),
@@ -66,48 +69,52 @@ impl<A: Agent> Dispatch<A> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Hands `job` to an idle worker, or queues it.
+    /// Hands `job` to an idle worker (sent under the lock: no clone of its reference), or
+    /// queues it.
     pub(crate) fn submit(&self, mut job: Job<A>) -> Result<(), Refused<A>> {
-        loop {
-            let worker = {
-                let mut s = self.lock();
-                if s.closed {
-                    return Err(Refused::Closed(job));
-                }
-                match s.idle.pop() {
-                    Some(worker) => worker,
-                    None => return s.enqueue(job),
-                }
+        let mut s = self.lock();
+        if s.closed {
+            return Err(Refused::Closed(job));
+        }
+        while let Some(slot) = s.idle.pop() {
+            let Some(worker) = &s.workers[slot] else {
+                continue;
             };
             match worker.send_message(WorkerMsg::Run(job)) {
                 Ok(()) => return Ok(()),
                 // The worker stopped after it parked: try the next one.
                 Err(MessagingErr::SendErr(WorkerMsg::Run(back))) => job = back,
-                // Not a send error: the message (and with it the job's reply) is gone, which its
-                // waiter sees as a lost worker.
+                // Not a send error: the message (and with it the job's reply) is gone, which
+                // its waiter sees as a lost worker.
                 Err(_) => return Ok(()),
             }
         }
+        s.enqueue(job)
     }
 
-    /// The next job for `worker`, which just finished one (or was just started) at `now`; with
-    /// none queued, `worker` is registered idle. Jobs shed on the way are answered here, outside
-    /// the lock.
-    pub(crate) fn next(&self, worker: &ActorRef<WorkerMsg<A>>, now: Instant) -> Option<Job<A>> {
+    /// Puts `worker` in `slot` (spawned or restarted), or empties the slot (`None`: it
+    /// stopped).
+    pub(crate) fn set_worker(&self, slot: usize, worker: Option<ActorRef<WorkerMsg<A>>>) {
+        let mut s = self.lock();
+        if worker.is_none() {
+            s.idle.retain(|&i| i != slot);
+        }
+        s.workers[slot] = worker;
+    }
+
+    /// The next job for the worker of `slot`, which just finished one (or was just started) at
+    /// `now`; with none queued, it is registered idle. Jobs shed on the way are answered here,
+    /// outside the lock.
+    pub(crate) fn next(&self, slot: usize, now: Instant) -> Option<Job<A>> {
         let mut shed = Vec::new();
         let job = {
             let mut s = self.lock();
-            s.take(worker, now, &mut shed)
+            s.take(slot, now, &mut shed)
         };
         for (job, waited) in shed {
-            job.answer(AttemptEnd::Shed { waited });
+            job.answer(AttemptEnd::Shed { waited }, now);
         }
         job
-    }
-
-    /// Forgets a worker that stopped (it may be registered idle).
-    pub(crate) fn forget(&self, worker: ractor::ActorId) {
-        self.lock().idle.retain(|w| w.get_id() != worker);
     }
 
     /// Refuses every job from now on, and answers every queued one [`AttemptEnd::Closed`].
@@ -118,8 +125,9 @@ impl<A: Agent> Dispatch<A> {
             s.idle.clear();
             std::mem::take(&mut s.queue)
         };
+        let now = Instant::now();
         for job in queued {
-            job.answer(AttemptEnd::Closed);
+            job.answer(AttemptEnd::Closed, now);
         }
     }
 
@@ -146,10 +154,19 @@ impl<A: Agent> State<A> {
 
     fn take(
         &mut self,
-        worker: &ActorRef<WorkerMsg<A>>,
+        slot: usize,
         now: Instant,
         shed: &mut Vec<(Job<A>, std::time::Duration)>,
     ) -> Option<Job<A>> {
+        if self.queue.is_empty() {
+            if let Some(codel) = &mut self.codel {
+                codel.queue_empty();
+            }
+            if !self.closed && !self.idle.contains(&slot) {
+                self.idle.push(slot);
+            }
+            return None;
+        }
         let mut lifo = false;
         if let Some(codel) = &mut self.codel {
             if let Some(front) = self.queue.front() {
@@ -176,9 +193,9 @@ impl<A: Agent> State<A> {
                 codel.queue_empty();
             }
         }
-        if job.is_none() && !self.closed && !self.idle.iter().any(|w| w.get_id() == worker.get_id())
-        {
-            self.idle.push(worker.clone());
+        if job.is_none() && !self.closed && !self.idle.contains(&slot) {
+            // Everything queued was shed.
+            self.idle.push(slot);
         }
         job
     }

@@ -34,8 +34,12 @@ pub(crate) struct Job<A: Agent> {
     /// Set when a worker starts it, for a caller that may stop waiting before the answer (its
     /// deadline) and must still say how many attempts were made.
     pub(crate) started: Option<Arc<AtomicBool>>,
-    pub(crate) reply: ReplyTo<AttemptEnd<A>>,
+    /// The job's end, and when it ended (the task's duration reuses that clock read).
+    pub(crate) reply: JobReply<A>,
 }
+
+/// Where a job's end goes, with the instant it ended.
+pub(crate) type JobReply<A> = ReplyTo<(AttemptEnd<A>, Instant)>;
 
 impl<A: Agent> Job<A> {
     /// Nobody waits for it any more: its task was cancelled, or its caller's future is gone.
@@ -46,9 +50,9 @@ impl<A: Agent> Job<A> {
             || self.reply.is_closed()
     }
 
-    /// Answers without running it.
-    pub(crate) fn answer(self, end: AttemptEnd<A>) {
-        self.reply.send(end);
+    /// Answers without running it, as of `at`.
+    pub(crate) fn answer(self, end: AttemptEnd<A>, at: Instant) {
+        self.reply.send((end, at));
     }
 }
 

@@ -68,6 +68,9 @@ pub(crate) struct Admitted {
     inflight: Arc<AtomicUsize>,
     metrics: Arc<AgentMetrics>,
     pub(crate) submitted: Instant,
+    /// When the task's last attempt ended, if that clock read was already taken (by the worker
+    /// that ran it): the task's duration reuses it instead of reading the clock again.
+    pub(crate) ended: Option<Instant>,
     /// Whether the task's outcome was counted; a task dropped before that (its caller's future
     /// was dropped) is counted as cancelled, so every admitted task has exactly one outcome.
     finished: bool,
@@ -120,6 +123,7 @@ impl<A: Agent> Shared<A> {
             inflight: self.inflight.clone(),
             metrics: self.metrics.clone(),
             submitted: Instant::now(),
+            ended: None,
             finished: false,
         })
     }

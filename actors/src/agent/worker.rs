@@ -32,6 +32,8 @@ impl<A> WorkerActor<A> {
 pub(crate) struct WorkerState<A: Agent> {
     agent: A,
     shared: Arc<Shared<A>>,
+    /// Its slot in the pool.
+    slot: usize,
     /// The attempt timeout's timer, reused from attempt to attempt.
     timer: Option<Pin<Box<Sleep>>>,
 }
@@ -39,16 +41,17 @@ pub(crate) struct WorkerState<A: Agent> {
 impl<A: Agent> Actor for WorkerActor<A> {
     type Msg = WorkerMsg<A>;
     type State = WorkerState<A>;
-    type Arguments = (AgentFactory<A>, Arc<Shared<A>>);
+    type Arguments = (AgentFactory<A>, Arc<Shared<A>>, usize);
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        (make, shared): Self::Arguments,
+        (make, shared, slot): Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(WorkerState {
             agent: make(),
             shared,
+            slot,
             timer: None,
         })
     }
@@ -70,29 +73,55 @@ impl<A: Agent> Actor for WorkerActor<A> {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        serve(myself, message, state).await;
+        Ok(())
+    }
+}
+
+/// Runs the job of `message` (if any), then queued ones, up to a batch.
+async fn serve<A: Agent>(
+    myself: ActorRef<WorkerMsg<A>>,
+    message: WorkerMsg<A>,
+    state: &mut WorkerState<A>,
+) {
+    {
         let WorkerState {
             agent,
             shared,
+            slot,
             timer,
         } = state;
+        // A job handed over directly starts as it was submitted (a mailbox hop later); one
+        // taken from the queue starts when the previous one ended (the same clock read).
         let (mut job, mut now) = match message {
             WorkerMsg::Run(job) => (Some(job), None),
-            WorkerMsg::Pull => (None, None),
+            WorkerMsg::Pull => (None, Some(Instant::now())),
         };
         for _ in 0..BATCH {
-            if let Some(job) = job.take() {
-                now = Some(attempt::run(agent, timer, shared, job).await);
+            let finished = match job.take() {
+                Some(job) => Some(attempt::run(agent, timer, shared, job, now).await),
+                None => None,
+            };
+            let at = finished
+                .as_ref()
+                .map(|f| f.ended)
+                .or(now)
+                .unwrap_or_else(Instant::now);
+            let next = shared.dispatch.next(*slot, at);
+            if let Some(finished) = finished {
+                finished.deliver(shared);
             }
-            let at = now.take().unwrap_or_else(Instant::now);
-            match shared.dispatch.next(&myself, at) {
-                Some(next) => job = Some(next),
-                None => return Ok(()),
+            match next {
+                Some(next) => {
+                    job = Some(next);
+                    now = Some(at);
+                }
+                None => return,
             }
         }
         if let Some(job) = job {
             // A whole batch ran: yield to the mailbox, keeping the job taken.
             let _ = myself.send_message(WorkerMsg::Run(job));
         }
-        Ok(())
     }
 }

@@ -113,12 +113,12 @@ impl BreakerHandle {
     /// acquires its permit later, when it starts (a queued task must not hold a half-open probe
     /// slot while it waits). A rejection is counted like one from [`acquire`](Self::acquire).
     pub fn precheck(&self) -> Result<(), Rejected> {
-        match self.shared.admit() {
-            Some(Err(rejected)) => {
+        match self.shared.rejects() {
+            Some(rejected) => {
                 self.shared.metrics.call(BreakerCall::Rejected);
                 Err(rejected)
             }
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 

@@ -138,6 +138,24 @@ impl Shared {
         }
     }
 
+    /// Whether the published state rejects now, without making a permit: `None` while Closed,
+    /// Disabled or HalfOpen (the common case is one load and a mask).
+    pub(super) fn rejects(&self) -> Option<Rejected> {
+        let bits = self.snapshot.load(Ordering::Acquire);
+        let state = Snapshot::from_bits(bits).map(Snapshot::state);
+        if matches!(
+            state,
+            Some(BreakerState::Closed | BreakerState::Disabled | BreakerState::HalfOpen)
+        ) && !self.is_stopped()
+        {
+            return None;
+        }
+        match self.admit() {
+            Some(Err(rejected)) => Some(rejected),
+            _ => None,
+        }
+    }
+
     /// The end of the published open period, while the snapshot says Open.
     pub(super) fn open_until(&self) -> Option<Instant> {
         (self.snapshot().state() == BreakerState::Open)

@@ -87,3 +87,59 @@ fn the_same_seed_gives_the_same_report_byte_for_byte() {
     let (_, c) = simulate("60s", 8, "c");
     assert_ne!(a, c, "another seed, another run");
 }
+
+/// Overload against a healthy dependency (the front-door issue's scenario): the development
+/// profile at 100 tasks/s for 60 s against a simulated provider that never fails, about 2.3×
+/// the agent's capacity (4 workers at ~90 ms). Time spent waiting for a worker is not the
+/// dependency's fault: the breaker never moves, nothing is retried for it, the workers stay busy,
+/// admitted tasks keep their latency, and the excess is answered `overloaded`.
+#[test]
+fn overload_against_a_healthy_dependency_sheds_load_and_never_opens_the_breaker() {
+    let config =
+        std::env::temp_dir().join(format!("agent-system-{}-overload.toml", std::process::id()));
+    let profile = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/development.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{profile}\n[system]\nduration = \"60s\"\n\n[system.workload]\nrate = 100.0\n\n\
+             [system.provider]\nkind = \"simulated\"\nerror_rate = 0.0\nrate_limit_rate = 0.0\n\
+             outages = []\nspikes = []\n"
+        ),
+    )
+    .unwrap();
+    let path =
+        std::env::temp_dir().join(format!("agent-system-{}-overload.json", std::process::id()));
+    let args = SimulateArgs {
+        config: Some(config.clone()),
+        duration: None,
+        report_json: Some(path.clone()),
+        seed: Some(1),
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let status = commands::simulate(&args, &EnvOverrides::default(), &mut out, &mut err).unwrap();
+    assert_eq!(status, 0, "stderr: {}", String::from_utf8_lossy(&err));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let _ = (std::fs::remove_file(&path), std::fs::remove_file(&config));
+    eprintln!("{report:#}");
+    let submitted = n(&report, "submitted");
+    assert_eq!(submitted, 6000, "100 tasks/s for 60 s");
+    assert!(
+        report["breaker_transitions"].as_array().unwrap().is_empty(),
+        "the breaker moved: {report:#}"
+    );
+    assert!(n(&report, "succeeded") >= 2500, "{report:#}");
+    assert!(
+        n(&report, "retries") * 100 <= submitted * 5,
+        "retries above 5% of submitted: {report:#}"
+    );
+    let p95 = report["latency_ms"]["p95"].as_f64().unwrap();
+    assert!(p95 <= 1000.0, "p95 of successes {p95} ms");
+    assert_eq!(
+        n(&report, "succeeded") + n(&report, "overloaded"),
+        submitted,
+        "the excess is answered overloaded, nothing else: {report:#}"
+    );
+}

@@ -69,13 +69,14 @@ impl<A: Agent> SupervisorState<A> {
         let (worker, _) = Actor::spawn_linked(
             None,
             WorkerActor::<A>::new(),
-            (self.pool.make.clone(), self.shared.clone()),
+            (self.pool.make.clone(), self.shared.clone(), slot),
             myself.get_cell(),
         )
         .await?;
-        let slot = &mut self.pool.slots[slot];
-        slot.worker = Some(worker.get_id());
-        slot.started = Instant::now();
+        let s = &mut self.pool.slots[slot];
+        s.worker = Some(worker.get_id());
+        s.started = Instant::now();
+        self.shared.dispatch.set_worker(slot, Some(worker));
         Ok(())
     }
 
@@ -90,7 +91,7 @@ impl<A: Agent> SupervisorState<A> {
             return Ok(());
         };
         self.pool.slots[slot].worker = None;
-        self.shared.dispatch.forget(id);
+        self.shared.dispatch.set_worker(slot, None);
         let now = Instant::now();
         tracing::warn!(agent = %self.shared.name, slot, %reason, "worker stopped");
         if let Some(until) = self.shared.breaker_open_until() {

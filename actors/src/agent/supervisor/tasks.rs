@@ -165,7 +165,8 @@ impl<A: Agent> SupervisorState<A> {
             retried_upstream: h.req.retried_upstream,
             queued: Instant::now(),
             started: Some(started),
-            reply: ReplyTo::callback(move |end| {
+            reply: ReplyTo::callback(move |answer: Option<(AttemptEnd<A>, Instant)>| {
+                let end = answer.map(|(end, _)| end);
                 let _ = me.send_message(InternalMsg::AttemptDone { key, attempt, end }.into());
             }),
         };
