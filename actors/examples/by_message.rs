@@ -137,7 +137,7 @@ impl Actor for Dispatcher {
     }
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let agent: AgentHandle<Shouter> = AgentBuilder::new("shouter", || Shouter)
         .workers(4)

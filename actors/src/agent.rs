@@ -40,11 +40,11 @@ use std::time::Duration;
 pub use builder::{AgentBuilder, SpawnError};
 pub use error::{AttemptError, CallError, OverloadReason};
 pub use handle::AgentHandle;
-pub use msg::{AgentMsg, Internal};
+pub use msg::{AgentMsg, Internal, SupervisorStatus};
 pub use options::CallOptions;
 pub use ractor_resilience_core::breaker::CallOutcome;
-pub use shared::AgentStats;
-pub use supervisor::{RetryHook, SupervisionSettings, SupervisorStatus};
+pub use shared::{AgentStats, RetryHook};
+pub use supervisor::SupervisionSettings;
 
 use crate::task::TaskContext;
 

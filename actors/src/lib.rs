@@ -38,5 +38,6 @@ pub mod metrics;
 pub mod reply;
 pub mod task;
 pub mod timeout;
+mod timer;
 
 pub use ractor_resilience_core as core;

@@ -8,10 +8,9 @@ use std::time::Duration;
 use ractor::ActorRef;
 
 use super::Outcome;
-use super::msg::{AgentMsg, InternalMsg, Origin, TaskRequest};
+use super::msg::{AgentMsg, InternalMsg, Origin, SupervisorStatus, TaskRequest};
 use super::options::CallOptions;
 use super::shared::{AgentStats, Shared};
-use super::supervisor::SupervisorStatus;
 use super::{Agent, CallError};
 use crate::breaker::BreakerHandle;
 use crate::clock;

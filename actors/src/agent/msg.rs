@@ -11,7 +11,6 @@ use tokio::time::Instant;
 use super::error::AttemptError;
 use super::job::AttemptEnd;
 use super::shared::Admitted;
-use super::supervisor::SupervisorStatus;
 use super::{Agent, Outcome};
 use crate::reply::ReplyTo;
 use crate::task::{CancellationToken, TaskEnvelope, TaskId};
@@ -80,8 +79,8 @@ pub struct Internal<A: Agent>(pub(crate) InternalMsg<A>);
 pub(crate) enum InternalMsg<A: Agent> {
     /// Take over a task: a caller's failed first attempt to retry, or a cast to run.
     Take(Box<TaskRequest<A>>),
-    /// The earliest timer may be due.
-    TimerFired,
+    /// The one timer fired (`generation` tells it from a stale one).
+    TimerFired { generation: u64 },
     /// A worker answered a job of task `key` (`None`: the job was dropped unanswered, its worker
     /// crashed).
     AttemptDone {
@@ -113,12 +112,38 @@ impl<A: Agent> std::fmt::Debug for Internal<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {
             InternalMsg::Take(r) => write!(f, "Internal::Take({})", r.id),
-            InternalMsg::TimerFired => f.write_str("Internal::TimerFired"),
+            InternalMsg::TimerFired { generation } => {
+                write!(f, "Internal::TimerFired({generation})")
+            }
             InternalMsg::AttemptDone { key, attempt, .. } => {
                 write!(f, "Internal::AttemptDone({key}, {attempt})")
             }
         }
     }
+}
+
+/// What [`AgentMsg::Status`] answers.
+///
+/// ```
+/// use ractor_resilience::agent::SupervisorStatus;
+///
+/// let s = SupervisorStatus::default();
+/// assert_eq!((s.tasks, s.live_workers, s.restarts, s.parked_restarts), (0, 0, 0, 0));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SupervisorStatus {
+    /// Tasks held by the supervisor (retrying, or casts and tasks sent by message in flight).
+    pub tasks: usize,
+    /// Live workers.
+    pub live_workers: usize,
+    /// Workers waiting for work.
+    pub idle_workers: usize,
+    /// Attempts waiting in the agent's queue.
+    pub queued: usize,
+    /// Restarts performed.
+    pub restarts: u64,
+    /// Restarts parked because the breaker was open.
+    pub parked_restarts: u64,
 }
 
 /// Who waits for a task the agent's actor holds.

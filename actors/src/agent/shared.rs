@@ -13,12 +13,15 @@ use tokio::time::Instant;
 use super::deadline::AgentTimeout;
 use super::dispatch::Dispatch;
 use super::error::{AttemptError, CallError, OverloadReason};
-use super::supervisor::RetryHook;
 use super::{Agent, Outcome};
 use crate::breaker::BreakerHandle;
 use crate::budget::SharedBudget;
 use crate::clock;
 use crate::metrics::{AgentMetrics, RetryOutcome, TaskOutcome};
+
+/// `on_retry(attempt, error, delay)`: called before each retry is scheduled (the seed's
+/// `OnRetry`). `attempt` is the number of the attempt that failed.
+pub type RetryHook<E> = Arc<dyn Fn(u32, &AttemptError<E>, Duration) + Send + Sync>;
 
 /// Everything the handle, the supervisor and the workers share about one agent.
 pub(crate) struct Shared<A: Agent> {

@@ -26,18 +26,16 @@ use rand::rngs::SmallRng;
 use tokio::time::Instant;
 
 use super::Agent;
-use super::error::{AttemptError, CallError};
+use super::error::CallError;
 use super::msg::{AgentMsg, InternalMsg};
 use super::shared::Shared;
 use super::worker::AgentFactory;
 use crate::task::TaskEnvelope;
 use crate::timeout::DeadlineQueue;
+use crate::timer::OneTimer;
 
 pub(crate) use self::tasks::Tasks;
-
-/// `on_retry(attempt, error, delay)`: called before each retry is scheduled (the seed's
-/// `OnRetry`). `attempt` is the number of the attempt that failed.
-pub type RetryHook<E> = Arc<dyn Fn(u32, &AttemptError<E>, Duration) + Send + Sync>;
+use super::msg::SupervisorStatus;
 
 /// How the supervisor restarts crashed workers.
 ///
@@ -77,30 +75,6 @@ impl Default for SupervisionSettings {
     }
 }
 
-/// What [`AgentMsg::Status`] answers.
-///
-/// ```
-/// use ractor_resilience::agent::SupervisorStatus;
-///
-/// let s = SupervisorStatus::default();
-/// assert_eq!((s.tasks, s.live_workers, s.restarts, s.parked_restarts), (0, 0, 0, 0));
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SupervisorStatus {
-    /// Tasks held by the supervisor (retrying, or casts and tasks sent by message in flight).
-    pub tasks: usize,
-    /// Live workers.
-    pub live_workers: usize,
-    /// Workers waiting for work.
-    pub idle_workers: usize,
-    /// Attempts waiting in the agent's queue.
-    pub queued: usize,
-    /// Restarts performed.
-    pub restarts: u64,
-    /// Restarts parked because the breaker was open.
-    pub parked_restarts: u64,
-}
-
 /// What the supervisor's one timer queue holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Timer {
@@ -125,7 +99,8 @@ pub(crate) struct SupervisorState<A: Agent> {
     pool: restarts::Pool<A>,
     tasks: Tasks<A>,
     timers: DeadlineQueue<Timer>,
-    armed: Option<Instant>,
+    /// The one armed `send_after`, for the earliest of `timers`.
+    timer: OneTimer<AgentMsg<A>>,
     status: SupervisorStatus,
 }
 
@@ -152,7 +127,7 @@ impl<A: Agent> Actor for SupervisorActor<A> {
             tasks: Tasks::new(args.seed),
             shared: args.shared,
             timers: DeadlineQueue::new(),
-            armed: None,
+            timer: OneTimer::new(),
             status: SupervisorStatus::default(),
         };
         state.pool.rng = SmallRng::seed_from_u64(args.seed);
@@ -182,7 +157,11 @@ impl<A: Agent> Actor for SupervisorActor<A> {
             }
             AgentMsg::Internal(internal) => match internal.0 {
                 InternalMsg::Take(req) => state.take_over(&myself, *req),
-                InternalMsg::TimerFired => state.fire_timers(&myself).await?,
+                InternalMsg::TimerFired { generation } => {
+                    if state.timer.fired(generation) {
+                        state.fire_timers(&myself).await?;
+                    }
+                }
                 InternalMsg::AttemptDone { key, attempt, end } => {
                     state.attempt_done(key, attempt, end)
                 }
@@ -235,16 +214,11 @@ impl<A: Agent> SupervisorState<A> {
     // ===== the one timer =====
 
     fn rearm(&mut self, myself: &ActorRef<AgentMsg<A>>) {
-        let Some(next) = self.timers.next_deadline() else {
-            return;
-        };
-        if self.armed.is_some_and(|armed| armed <= next) {
-            return;
+        if let Some(next) = self.timers.next_deadline() {
+            self.timer.fire_by(myself, next, |generation| {
+                InternalMsg::TimerFired { generation }.into()
+            });
         }
-        self.armed = Some(next);
-        myself.send_after(next.saturating_duration_since(Instant::now()), || {
-            InternalMsg::TimerFired.into()
-        });
     }
 
     async fn fire_timers(
@@ -252,9 +226,6 @@ impl<A: Agent> SupervisorState<A> {
         myself: &ActorRef<AgentMsg<A>>,
     ) -> Result<(), ActorProcessingErr> {
         let now = Instant::now();
-        if self.armed.is_some_and(|armed| armed <= now) {
-            self.armed = None;
-        }
         let due: Vec<Timer> = self.timers.pop_expired(now).collect();
         for timer in due {
             match timer {

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::concurrency::JoinHandle;
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, MessagingErr, SpawnErr};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 use ractor_resilience_core::breaker::{
     BreakerSettings, BreakerState, CallOutcome, CircuitBreaker, CircuitState, Permit, Rejected,
     Transition, Transitions,
@@ -19,6 +18,7 @@ use super::shared::Shared;
 use crate::clock;
 use crate::metrics::{BreakerCall, BreakerMetrics};
 use crate::reply::ReplyTo;
+use crate::timer::OneTimer;
 
 /// The breaker actor. Spawn it with [`spawn`](Self::spawn) (or [`spawn_linked`](Self::spawn_linked))
 /// and use the returned [`BreakerHandle`].
@@ -107,24 +107,17 @@ pub struct BreakerActorState {
     shared: Arc<Shared>,
     on_state_change: Option<StateChangeHook>,
     drain_interval: Duration,
-    /// The timer armed for `core.next_deadline()`.
-    armed: Option<Armed>,
-    timers: u64,
+    /// The one timer, armed for `core.next_deadline()`.
+    timer: OneTimer<BreakerMsg>,
     outcomes: u64,
     drains: u64,
-}
-
-struct Armed {
-    at: Instant,
-    timer: u64,
-    task: JoinHandle<Result<(), MessagingErr<BreakerMsg>>>,
 }
 
 impl std::fmt::Debug for BreakerActorState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BreakerActorState")
             .field("core", &self.core)
-            .field("armed", &self.armed.as_ref().map(|a| (a.at, a.timer)))
+            .field("timer", &self.timer)
             .field("outcomes", &self.outcomes)
             .field("drains", &self.drains)
             .finish_non_exhaustive()
@@ -135,9 +128,7 @@ impl Drop for BreakerActorState {
     fn drop(&mut self) {
         // However the actor ends (stop, kill, panic), callers stop admitting from its snapshot.
         self.shared.mark_stopped();
-        if let Some(armed) = self.armed.take() {
-            armed.task.abort();
-        }
+        self.timer.disarm();
     }
 }
 
@@ -157,8 +148,7 @@ impl Actor for BreakerActor {
             shared: args.shared,
             on_state_change: args.options.on_state_change,
             drain_interval: args.options.drain_interval,
-            armed: None,
-            timers: 0,
+            timer: OneTimer::new(),
             outcomes: 0,
             drains: 0,
         })
@@ -270,10 +260,10 @@ impl BreakerActorState {
     }
 
     fn deadline_elapsed(&mut self, timer: u64) {
-        if self.armed.as_ref().is_none_or(|a| a.timer != timer) {
+        if !self.timer.fired(timer) {
             return; // stale: the deadline moved since this timer was armed
         }
-        self.armed = None; // fired; `arm_deadline` re-arms if it is not due yet
+        // Fired; `arm_deadline` re-arms if it is not due yet.
         let transitions = self.core.advance(clock::now());
         self.publish(transitions);
     }
@@ -334,21 +324,12 @@ impl BreakerActorState {
 
     /// Keeps exactly one timer armed for the core's next deadline, if it has one.
     fn arm_deadline(&mut self, myself: &ActorRef<BreakerMsg>) {
-        let next = self.core.next_deadline();
-        if next == self.armed.as_ref().map(|a| a.at) {
-            return;
-        }
-        if let Some(old) = self.armed.take() {
-            old.task.abort();
-        }
-        let Some(at) = next else {
-            return;
-        };
-        self.timers += 1;
-        let timer = self.timers;
-        let delay = at.saturating_duration_since(clock::now());
-        let task = myself.send_after(delay, move || BreakerMsg::DeadlineElapsed { timer });
-        self.armed = Some(Armed { at, timer, task });
+        let next = self
+            .core
+            .next_deadline()
+            .map(tokio::time::Instant::from_std);
+        self.timer
+            .set(myself, next, |timer| BreakerMsg::DeadlineElapsed { timer });
     }
 }
 

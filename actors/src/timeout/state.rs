@@ -7,7 +7,6 @@ use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
 use ractor::ActorRef;
-use ractor::concurrency::JoinHandle;
 use ractor_resilience_core::estimator::AdaptiveTimeout;
 use tokio::time::Instant;
 
@@ -20,6 +19,7 @@ use super::race::{RaceError, RaceId, RaceStart, TimedOut};
 use super::status::TimeoutStatus;
 use crate::clock;
 use crate::metrics::{TimeoutMetrics, TimeoutOutcome};
+use crate::timer::OneTimer;
 
 /// Now, from the crate's one clock, as the tokio instant the timers use.
 fn now() -> Instant {
@@ -28,13 +28,6 @@ fn now() -> Instant {
 
 /// How often the actor drains the record queue while records keep coming.
 pub(crate) const DRAIN_TICK: Duration = Duration::from_millis(1);
-
-/// The one armed `send_after` for the earliest race deadline.
-struct Armed {
-    at: Instant,
-    generation: u64,
-    task: JoinHandle<Result<(), ractor::MessagingErr<TimeoutMsg>>>,
-}
 
 /// The state of a [`TimeoutActor`](super::TimeoutActor) (opaque).
 pub struct TimeoutState {
@@ -46,8 +39,8 @@ pub struct TimeoutState {
     metrics: TimeoutMetrics,
     races: HashMap<RaceId, (TimerId, RaceStart)>,
     deadlines: DeadlineQueue<RaceId>,
-    armed: Option<Armed>,
-    generation: u64,
+    /// The one armed `send_after`, for the earliest race deadline.
+    timer: OneTimer<TimeoutMsg>,
     counts: Counts,
 }
 
@@ -57,7 +50,6 @@ struct Counts {
     by_outcome: [u64; 3],
     slow: u64,
     late: u64,
-    timers_armed: u64,
     wakeups: u64,
 }
 
@@ -82,8 +74,7 @@ impl TimeoutState {
             metrics,
             races: HashMap::new(),
             deadlines: DeadlineQueue::new(),
-            armed: None,
-            generation: 0,
+            timer: OneTimer::new(),
             counts: Counts::default(),
         }
     }
@@ -200,7 +191,7 @@ impl TimeoutState {
         };
         self.deadlines.cancel(timer);
         if self.deadlines.is_empty() {
-            self.disarm();
+            self.timer.disarm();
         }
         let latency = now().saturating_duration_since(race.started);
         let outcome = race.answer.deliver().unwrap_or(TimeoutOutcome::Failure);
@@ -214,14 +205,9 @@ impl TimeoutState {
 
     /// The armed timer fired: time out every race due by now, then re-arm for the next.
     pub(crate) fn on_timer(&mut self, myself: &ActorRef<TimeoutMsg>, generation: u64) {
-        if self
-            .armed
-            .as_ref()
-            .is_none_or(|armed| armed.generation != generation)
-        {
+        if !self.timer.fired(generation) {
             return; // stale: re-armed or disarmed since
         }
-        self.armed = None;
         self.counts.wakeups += 1;
         let now = now();
         let due: Vec<RaceId> = self.deadlines.pop_expired(now).collect();
@@ -247,27 +233,10 @@ impl TimeoutState {
 
     /// Makes sure the one timer fires by `at`: re-arms only for an earlier deadline.
     fn arm(&mut self, myself: &ActorRef<TimeoutMsg>, at: Instant) {
-        if self.armed.as_ref().is_some_and(|armed| armed.at <= at) {
-            return;
-        }
-        self.disarm();
-        self.generation += 1;
-        let generation = self.generation;
-        let delay = at.saturating_duration_since(now());
-        let task = myself.send_after(delay, move || TimeoutMsg::TimerFired { generation });
-        self.counts.timers_armed += 1;
-        self.armed = Some(Armed {
-            at,
-            generation,
-            task,
-        });
-    }
-
-    fn disarm(&mut self) {
-        if let Some(armed) = self.armed.take() {
-            // Its wakeup may already be queued: the generation check drops it then.
-            armed.task.abort();
-        }
+        self.timer
+            .fire_by(myself, at, |generation| TimeoutMsg::TimerFired {
+                generation,
+            });
     }
 
     pub(crate) fn status(&self) -> TimeoutStatus {
@@ -283,14 +252,14 @@ impl TimeoutState {
             slow_operations: self.counts.slow,
             late_replies: self.counts.late,
             races_pending: self.races.len(),
-            timers_armed: self.counts.timers_armed,
+            timers_armed: self.timer.armed_count(),
             timer_wakeups: self.counts.wakeups,
         }
     }
 
     /// On stop: every pending race is answered [`RaceError::Unavailable`], never left hanging.
     pub(crate) fn shut_down(&mut self) {
-        self.disarm();
+        self.timer.disarm();
         for (_, (_, race)) in self.races.drain() {
             race.answer.fail(RaceError::Unavailable);
         }
