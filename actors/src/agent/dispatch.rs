@@ -92,12 +92,16 @@ impl<A: Agent> Dispatch<A> {
         s.enqueue(job)
     }
 
-    /// Puts `worker` in `slot` (spawned or restarted), or empties the slot (`None`: it
-    /// stopped).
+    /// Puts `worker` in `slot` (spawned or restarted): it is told to pull if work queued while
+    /// no worker was there, else registered idle with no message (a never-used mailbox costs
+    /// nothing). `None` empties the slot (its worker stopped).
     pub(crate) fn set_worker(&self, slot: usize, worker: Option<ActorRef<WorkerMsg<A>>>) {
         let mut s = self.lock();
-        if worker.is_none() {
-            s.idle.retain(|&i| i != slot);
+        s.idle.retain(|&i| i != slot);
+        if let Some(worker) = &worker {
+            if s.queue.is_empty() || worker.send_message(WorkerMsg::Pull).is_err() {
+                s.idle.push(slot);
+            }
         }
         s.workers[slot] = worker;
     }

@@ -56,17 +56,6 @@ impl<A: Agent> Actor for WorkerActor<A> {
         })
     }
 
-    async fn post_start(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        _state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        // Work may have queued while no worker was there (at start, or while this one was
-        // being restarted).
-        let _ = myself.send_message(WorkerMsg::Pull);
-        Ok(())
-    }
-
     async fn handle(
         &self,
         myself: ActorRef<Self::Msg>,
