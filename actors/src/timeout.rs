@@ -1,12 +1,17 @@
 //! Timeouts as an actor: the [`TimeoutActor`] owns a deadline policy (fixed, per operation — the
-//! seed's `TimeoutManager` — or adaptive), publishes the current deadline, and races the replies
-//! that no caller future waits on.
+//! seed's `TimeoutManager` — or adaptive), publishes the current deadline, and can race replies
+//! that no future waits on.
 //!
-//! # Why the race usually happens in the caller, and when it does not
+//! # Where the race happens
 //!
 //! Routing every reply through one actor's mailbox serialises all calls (3.6× the latency of a
 //! bare call, a third of the throughput — DESIGN §2). So on the happy path nothing goes through
-//! the actor:
+//! the actor. An agent's attempt timeout starts when a worker starts the attempt (the
+//! dependency's clock, not the caller's), so the worker races it, with one timer of its own that
+//! it moves forward from attempt to attempt; a task's deadline is raced by its caller's future,
+//! or by the agent's actor for a task it holds (a cast, a task sent by message, a retry). A
+//! caller outside an agent races in its own future with [`race_in_caller`] or
+//! [`TimeoutHandle::execute`]:
 //!
 //! ```text
 //!  caller ──timeout_for(op)──► published deadline (one atomic load; no message)
@@ -17,8 +22,9 @@
 //!                                          └──► republishes the deadline
 //! ```
 //!
-//! Where no caller future exists (a `cast` with a reply target, a remote caller) the actor races
-//! the reply itself — with **one timer for all races**, not a sleeper per request:
+//! For replies that no future waits on and that no agent owns (work you dispatch yourself with a
+//! reply target), [`TimeoutHandle::race`] has the actor race the reply itself — with **one timer
+//! for all races**, not a sleeper per request:
 //!
 //! ```text
 //!  race(op, after, cancel, dest) ──Race{id}──► races: id → (dest, cancel)
