@@ -171,6 +171,11 @@ impl<A: Agent> State<A> {
             }
             return None;
         }
+        // Jobs nobody waits for any more (their deadline passed, or they were cancelled) are
+        // dropped from the front: they must not make the queue look as if it stood.
+        while self.queue.front().is_some_and(Job::abandoned) {
+            self.queue.pop_front();
+        }
         let mut lifo = false;
         if let Some(codel) = &mut self.codel {
             if let Some(front) = self.queue.front() {
@@ -198,7 +203,7 @@ impl<A: Agent> State<A> {
             }
         }
         if job.is_none() && !self.closed && !self.idle.contains(&slot) {
-            // Everything queued was shed.
+            // Everything queued was shed or abandoned.
             self.idle.push(slot);
         }
         job
