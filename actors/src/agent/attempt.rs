@@ -59,8 +59,8 @@ impl Drop for HeldPermit<'_> {
 }
 
 /// How the race of step 3 ended.
-enum Raced<O, E> {
-    Answered(Result<O, E>),
+enum Raced<R> {
+    Answered(R),
     TimedOut,
     Abandoned,
 }
@@ -119,7 +119,8 @@ pub(crate) async fn run<A: Agent>(
         Some(decision) => decision,
         None => {
             // HalfOpen (or an open period that just ended): only the breaker actor decides.
-            let decision = shared.breaker.acquire().await;
+            // Boxed: a rare path, kept out of the attempt future's size.
+            let decision = Box::pin(shared.breaker.acquire()).await;
             now = Instant::now();
             asked = true;
             decision
@@ -188,12 +189,18 @@ pub(crate) async fn run<A: Agent>(
         // An answer ready at the first poll needs no timer; only then is the timer armed.
         let raced = match poll_once(work.as_mut()).await {
             Some(result) => Raced::Answered(result),
-            None => tokio::select! {
-                biased;
-                result = &mut work => Raced::Answered(result),
-                () = arm(timer, at) => Raced::TimedOut,
-                () = abandoned(task_cancel.as_ref(), &mut reply) => Raced::Abandoned,
-            },
+            // Boxed: the race's state (the timer, the abandonment watch) stays out of the
+            // attempt future, which ractor moves with every message.
+            None => {
+                Box::pin(race(
+                    work.as_mut(),
+                    timer,
+                    at,
+                    task_cancel.as_ref(),
+                    &mut reply,
+                ))
+                .await
+            }
         };
         if !matches!(raced, Raced::Answered(_)) {
             // Tell the agent, and give one that honours the signal a last poll to see it;
@@ -248,6 +255,22 @@ pub(crate) async fn run<A: Agent>(
     Finished {
         ended,
         answer: Some((reply, end)),
+    }
+}
+
+/// Races a pending attempt against its timeout and its abandonment.
+async fn race<F: std::future::Future, T>(
+    mut work: Pin<&mut F>,
+    timer: &mut Option<Pin<Box<Sleep>>>,
+    at: Instant,
+    cancel: Option<&CancellationToken>,
+    reply: &mut ReplyTo<T>,
+) -> Raced<F::Output> {
+    tokio::select! {
+        biased;
+        result = &mut work => Raced::Answered(result),
+        () = arm(timer, at) => Raced::TimedOut,
+        () = abandoned(cancel, reply) => Raced::Abandoned,
     }
 }
 
