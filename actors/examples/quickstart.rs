@@ -93,7 +93,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_multiplier(2.0)
         .build()?;
     // The same stack can come from a configuration file instead:
-    // `AgentBuilder::from_config(&ResolvedConfig::load(..)?, "shouter", || Shouter)?`.
+    // `Registry::spawn(&ResolvedConfig::load(..)?, options).await?.agent("shouter", || Shouter)?`.
     let agent = AgentBuilder::new("shouter", || Shouter)
         .workers(2)
         .breaker_settings("shouter", breaker)

@@ -35,6 +35,7 @@ pub mod config;
 pub mod error;
 mod lazy_queue;
 pub mod metrics;
+pub mod registry;
 pub mod reply;
 pub mod task;
 pub mod timeout;

@@ -18,7 +18,6 @@ use super::worker::AgentFactory;
 use super::{Agent, AttemptError};
 use crate::breaker::{BreakerActor, BreakerHandle, BreakerOptions};
 use crate::budget::SharedBudget;
-use crate::config::ResolvedConfig;
 use crate::metrics::AgentMetrics;
 use crate::timeout::{InlineTimeout, TimeoutActor, TimeoutHandle, TimeoutHooks, TimeoutPolicy};
 
@@ -250,37 +249,16 @@ impl<A: Agent> AgentBuilder<A> {
         self
     }
 
-    /// Takes breaker, retry policy, timeout, budget, pool size and admission bound from the
-    /// configuration's agent `agent`.
+    /// The configured agent `agent`, wired by `registry` to the breaker, timeout actor and
+    /// budget it names — shared with every other agent that names them — with its pool size,
+    /// admission bound, queue and retry policy from the configuration. The same as
+    /// [`Registry::agent`](crate::registry::Registry::agent).
     pub fn from_config(
-        config: &ResolvedConfig,
+        registry: &crate::registry::Registry,
         agent: &str,
         make: impl Fn() -> A + Send + Sync + 'static,
     ) -> Result<Self, SpawnError> {
-        let spec = config
-            .agents
-            .get(agent)
-            .ok_or_else(|| SpawnError::UnknownAgent(agent.to_owned()))?;
-        let mut builder = AgentBuilder::new(agent, make)
-            .workers(spec.workers.get())
-            .max_pending(spec.max_pending.get())
-            .queue(spec.queue)
-            .breaker_settings(
-                spec.breaker.as_str(),
-                config.breakers[&spec.breaker].clone(),
-            )
-            .retry_policy(
-                spec.retry.as_str(),
-                config.retry_policies[&spec.retry].clone(),
-            )
-            .timeout_policy(
-                spec.timeout.as_str(),
-                TimeoutPolicy::from(&config.timeouts[&spec.timeout]),
-            );
-        if let Some(budget) = &spec.budget {
-            builder = builder.budget(SharedBudget::new(config.budgets[budget]));
-        }
-        Ok(builder)
+        registry.agent(agent, make)
     }
 
     /// Spawns the breaker actor and, for an adaptive policy, the timeout actor (unless shared
