@@ -480,6 +480,23 @@ async fn huge_declared_body_is_rejected_without_reading_it() {
 }
 
 #[tokio::test]
+async fn an_absurd_declared_length_with_an_absurd_limit_is_a_classified_error_not_an_abort() {
+    // `max_body_bytes` at its largest and a `Content-Length` of almost 10^18: the body must not
+    // be pre-allocated from the declared length (that aborted the process).
+    let (url, _server) = serve(Reply::Close(
+        format!("HTTP/1.1 200 OK\r\nContent-Length: 999999999999999999\r\nConnection: close\r\n\r\n{GOOD_BODY}")
+            .into_bytes(),
+    ))
+    .await;
+    let provider = provider(HttpProviderSettings {
+        max_body_bytes: usize::MAX,
+        ..settings(&url)
+    });
+    let message = malformed(call_with(&provider, &ctx()).await);
+    assert!(message.contains("truncated"), "{message}");
+}
+
+#[tokio::test]
 async fn huge_undeclared_body_stops_at_the_limit() {
     let head = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec();
     let (result, elapsed) = call_reply(Reply::Flood {

