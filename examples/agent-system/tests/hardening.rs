@@ -59,3 +59,58 @@ fn an_absurd_content_length_under_an_unbounded_body_limit_does_not_abort_the_run
     assert_eq!(succeeded, 0, "{report:#}");
     assert_eq!(failed, count(&report, "submitted"), "{report:#}");
 }
+
+#[test]
+fn a_breaker_opening_logs_how_long_it_stays_open_not_a_clock_reading() {
+    // The simulated provider's outage opens the breaker (open_duration 300ms) within a second.
+    let config = common::config_file(
+        "hardening-open-for",
+        r#"
+[breakers.llm]
+max_failures = 2
+open_duration = "300ms"
+
+[retry_policies.llm]
+max_attempts = 1
+
+[timeouts.llm]
+kind = "fixed"
+duration = "1s"
+
+[agents.llm_worker]
+breaker = "llm"
+retry = "llm"
+timeout = "llm"
+workers = 2
+
+[system]
+duration = "1s"
+drain_deadline = "1s"
+
+[system.workload]
+rate = 40.0
+
+[system.provider]
+kind = "simulated"
+median_latency = "5ms"
+outages = [{ start = "200ms", length = "500ms" }]
+spikes = []
+
+[system.exporter]
+addr = "127.0.0.1:0"
+"#,
+    );
+    let running = start(&["--log-level", "warn"], &config, &[], &[]);
+    let done = running.wait(Duration::from_secs(15));
+    assert_eq!(done.status.code(), Some(0), "stderr:\n{}", done.stderr);
+    let opened: Vec<&str> = done
+        .stderr
+        .lines()
+        .filter(|l| l.contains("circuit breaker opened"))
+        .collect();
+    assert!(!opened.is_empty(), "the breaker never opened:\n{}", done.stderr);
+    for line in opened {
+        assert!(!line.contains("Instant"), "a clock reading in: {line}");
+        assert!(line.contains("open_for=300ms"), "no open_for=300ms in: {line}");
+    }
+}
