@@ -718,6 +718,48 @@ async fn setup_errors_name_the_variable_never_the_value() {
 }
 
 #[tokio::test]
+async fn a_key_shorter_than_eight_characters_is_refused_naming_the_variable() {
+    let settings = settings("http://127.0.0.1:9/v1");
+    for short in ["k", "a1", "sk-1234"] {
+        let error = HttpProvider::with_key_lookup(settings.clone(), |_| Some(short)).unwrap_err();
+        assert_eq!(
+            error,
+            ProviderSetupError::ShortApiKey {
+                variable: KEY_VAR.into(),
+                min: 8
+            }
+        );
+        let text = error.to_string();
+        assert!(text.contains(KEY_VAR), "{text}");
+        assert!(text.contains("shorter than 8 characters"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn only_whole_occurrences_of_the_key_are_redacted() {
+    // An 8-character key (the shortest accepted): the echo of the key is redacted, and the
+    // rest of the message, which shares characters with it, is untouched.
+    let key = "abcd1234";
+    let (url, _server) = serve(Reply::Close(response(
+        "500 Internal Server Error",
+        &[],
+        r#"{"error":{"message":"bad key abcd1234 from a client at 10.0.0.1 (abcd)"}}"#,
+    )))
+    .await;
+    let provider =
+        HttpProvider::with_key_lookup(settings(&url), |name| (name == KEY_VAR).then_some(key))
+            .unwrap();
+    let error = provider.complete(request(), &ctx()).await.unwrap_err();
+    assert_eq!(
+        error,
+        ProviderError::Server {
+            status: 500,
+            message: "bad key <redacted> from a client at 10.0.0.1 (abcd)".into()
+        }
+    );
+}
+
+#[tokio::test]
 async fn invalid_settings_are_rejected() {
     let lookup = |_: &str| Some(KEY);
     let field = |s: HttpProviderSettings| match HttpProvider::with_key_lookup(s, lookup) {

@@ -43,6 +43,10 @@ use response::{
     sanitize, status_error,
 };
 
+/// The shortest API key accepted, in characters. Messages are stripped of whole occurrences of
+/// the key; a shorter key is refused at startup instead.
+pub const MIN_API_KEY_CHARS: usize = 8;
+
 /// Why an [`HttpProvider`] could not be built. Messages name the environment variable, never
 /// its value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +62,17 @@ pub enum ProviderSetupError {
     EmptyApiKey {
         /// The variable's name.
         variable: String,
+    },
+    /// The key is shorter than [`MIN_API_KEY_CHARS`]: no real provider issues such keys, and
+    /// redacting it from messages would redact every occurrence of its few characters.
+    #[error(
+        "the API key in `{variable}` is shorter than {min} characters: set `{variable}` to the provider's full key"
+    )]
+    ShortApiKey {
+        /// The variable's name.
+        variable: String,
+        /// The shortest key accepted.
+        min: usize,
     },
     /// The key cannot be sent in an HTTP header (not Unicode, or control characters).
     #[error("the API key in `{variable}` is not a valid HTTP header value")]
@@ -157,6 +172,12 @@ impl HttpProvider {
         if key.is_empty() {
             return Err(ProviderSetupError::EmptyApiKey {
                 variable: variable(),
+            });
+        }
+        if key.chars().count() < MIN_API_KEY_CHARS {
+            return Err(ProviderSetupError::ShortApiKey {
+                variable: variable(),
+                min: MIN_API_KEY_CHARS,
             });
         }
         let mut authorization = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {

@@ -7,6 +7,7 @@ use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::{Response, StatusCode};
 use serde::Deserialize;
 
+use super::MIN_API_KEY_CHARS;
 use crate::provider::{Completion, ProviderError};
 
 /// Longest server pushback honoured; a larger `Retry-After` is capped to this.
@@ -293,10 +294,11 @@ pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Removes every occurrence of `secret` and bounds the length: the last step before a message
-/// leaves the provider.
+/// Removes every whole occurrence of `secret` and bounds the length: the last step before a
+/// message leaves the provider. A secret shorter than [`MIN_API_KEY_CHARS`] (which the provider
+/// refuses at startup) is not searched for: redacting it would blank out ordinary text.
 pub(super) fn sanitize(message: &str, secret: &str) -> String {
-    let redacted = if secret.is_empty() {
+    let redacted = if secret.chars().count() < MIN_API_KEY_CHARS {
         message.to_owned()
     } else {
         message.replace(secret, "<redacted>")
@@ -380,6 +382,15 @@ mod tests {
         assert!(!clean.contains("sk-secret"));
         assert!(clean.starts_with("key <redacted> echoed"));
         assert_eq!(clean.chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
+
+    #[test]
+    fn sanitize_never_redacts_single_characters() {
+        assert_eq!(sanitize("a bad answer", "a"), "a bad answer");
+        assert_eq!(
+            sanitize("key abcd1234, not abcd123", "abcd1234"),
+            "key <redacted>, not abcd123"
+        );
     }
 
     #[test]
