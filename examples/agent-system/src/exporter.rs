@@ -2,7 +2,7 @@
 //! (JSON, 200 `ok` / 503 `degraded` with the breakers that are not closed), on loopback by
 //! default.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +36,18 @@ pub fn install_recorder() -> Result<PrometheusHandle, String> {
     metrics::set_global_recorder(recorder).map_err(|e| e.to_string())?;
     ractor_resilience::metrics::describe();
     Ok(handle)
+}
+
+/// Whether `ip` is a loopback address: `127.0.0.0/8`, `::1`, or an IPv4-mapped loopback
+/// (`::ffff:127.0.0.1`), which [`IpAddr::is_loopback`] alone calls non-loopback.
+///
+/// ```
+/// use agent_system::exporter::is_loopback;
+/// assert!(is_loopback("::ffff:127.0.0.1".parse().unwrap()));
+/// assert!(!is_loopback("::ffff:10.0.0.1".parse().unwrap()));
+/// ```
+pub fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
 }
 
 /// The JSON `/health` answers.
@@ -168,7 +180,7 @@ pub async fn serve(
     metrics: PrometheusHandle,
     breakers: Vec<BreakerHandle>,
 ) -> Result<SocketAddr, ExporterError> {
-    if !allow_non_loopback && !addr.ip().is_loopback() {
+    if !allow_non_loopback && !is_loopback(addr.ip()) {
         return Err(ExporterError::NotLoopback(addr));
     }
     let bind_error = |source| ExporterError::Bind { addr, source };

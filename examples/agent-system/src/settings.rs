@@ -417,11 +417,13 @@ impl SystemSection for SystemSettings {
                 ));
             }
         }
-        if !self.exporter.allow_non_loopback && !self.exporter.addr.ip().is_loopback() {
+        if !self.exporter.allow_non_loopback
+            && !crate::exporter::is_loopback(self.exporter.addr.ip())
+        {
             return Err(InvalidSettings::new(
                 "exporter.addr",
                 format!(
-                    "{} is not a loopback address; set exporter.allow_non_loopback = true to expose metrics",
+                    "{} is not a loopback address; set system.exporter.allow_non_loopback = true to expose metrics",
                     self.exporter.addr
                 ),
             ));

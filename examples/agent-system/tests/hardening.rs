@@ -108,9 +108,16 @@ addr = "127.0.0.1:0"
         .lines()
         .filter(|l| l.contains("circuit breaker opened"))
         .collect();
-    assert!(!opened.is_empty(), "the breaker never opened:\n{}", done.stderr);
+    assert!(
+        !opened.is_empty(),
+        "the breaker never opened:\n{}",
+        done.stderr
+    );
     for line in opened {
         assert!(!line.contains("Instant"), "a clock reading in: {line}");
-        assert!(line.contains("open_for=300ms"), "no open_for=300ms in: {line}");
+        assert!(
+            line.contains("open_for=300ms"),
+            "no open_for=300ms in: {line}"
+        );
     }
 }
