@@ -121,3 +121,84 @@ addr = "127.0.0.1:0"
         );
     }
 }
+
+#[test]
+fn a_wrong_api_key_is_logged_counted_by_reason_and_trips_the_breaker() {
+    // 401 to everything, echoing the key: the operator must see why every task fails.
+    let server = ScriptedServer::start(|_, request| {
+        let auth = request.header("authorization").unwrap_or_default();
+        http_response(
+            "401 Unauthorized",
+            &[],
+            &format!(r#"{{"error":{{"message":"invalid api key ({auth})"}}}}"#),
+        )
+    });
+    let config_text = http_config(&server.base_url(), KEY_VAR, 3, 2, 20.0, "1500ms", "");
+    let config = common::config_file("hardening-401", &config_text);
+    let report_path = common::report_path("hardening-401");
+    let running = start(
+        &["--log-level", "warn"],
+        &config,
+        &["--report-json", report_path.to_str().unwrap()],
+        &[(KEY_VAR, KEY)],
+    );
+    let done = running.wait(Duration::from_secs(15));
+    assert_eq!(done.status.code(), Some(0), "stderr:\n{}", done.stderr);
+    for (what, text) in [("stdout", &done.stdout), ("stderr", &done.stderr)] {
+        assert!(!text.contains(KEY), "the key leaked into {what}:\n{text}");
+        assert!(
+            !text.contains("Zq81Lm4T"),
+            "the key leaked into {what}:\n{text}"
+        );
+    }
+    let report = common::read_report(&report_path);
+    let [_, failed, rejected, ..] = assert_adds_up(&report);
+    eprintln!("report {report:#}\nstderr:\n{}", done.stderr);
+
+    // Logged: a WARN naming the reason and the status, rate limited (one line per reason per
+    // 10 s), with the rest counted.
+    let failures: Vec<&str> = done
+        .stderr
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("task failed"))
+        .collect();
+    assert!(!failures.is_empty(), "no failure logged:\n{}", done.stderr);
+    assert!(
+        failures[0].contains("reason=unauthorized") && failures[0].contains("401"),
+        "{}",
+        failures[0]
+    );
+    assert!(failures[0].contains("<redacted>"), "{}", failures[0]);
+    assert_eq!(failures.len(), 1, "not rate limited: {failures:#?}");
+    if failed > 1 {
+        assert!(
+            done.stderr.contains(&format!("suppressed={}", failed - 1)),
+            "no count of the failures not logged:\n{}",
+            done.stderr
+        );
+    }
+
+    // Counted by reason, in the summary and the report.
+    assert!(failed > 0, "{report:#}");
+    assert!(
+        done.stdout
+            .contains(&format!("failures by reason: unauthorized {failed}")),
+        "{}",
+        done.stdout
+    );
+    assert_eq!(
+        report["failures_by_reason"]["unauthorized"].as_u64(),
+        Some(failed),
+        "{report:#}"
+    );
+
+    // And the breaker counted them: it opened and stopped the traffic.
+    assert!(
+        !report["breaker_transitions"].as_array().unwrap().is_empty(),
+        "the breaker never opened: {report:#}"
+    );
+    assert!(rejected > 0, "{report:#}");
+    // Not retried: one request per task that reached the provider.
+    assert_eq!(count(&report, "retries"), 0, "{report:#}");
+    assert_eq!(server.request_count() as u64, count(&report, "attempts"));
+}

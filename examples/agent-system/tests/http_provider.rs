@@ -393,6 +393,39 @@ async fn client_error_400_is_a_caller_mistake_ignored_by_the_breaker() {
 }
 
 #[tokio::test]
+async fn unauthorized_401_and_403_fail_every_call_so_the_breaker_counts_them_without_retry() {
+    for (status, code) in [("401 Unauthorized", 401), ("403 Forbidden", 403)] {
+        let reply = response(status, &[], r#"{"error":{"message":"invalid api key"}}"#);
+        let (result, _) = call_reply(Reply::Close(reply)).await;
+        let error = result.unwrap_err();
+        assert_eq!(
+            error,
+            ProviderError::Unauthorized {
+                status: code,
+                message: "invalid api key".into()
+            }
+        );
+        assert_eq!(error.class(), ErrorClass::PERMANENT, "{status}");
+        assert!(!error.class().retry);
+        assert_eq!(error.class().breaker, CallOutcome::Failure);
+    }
+}
+
+#[tokio::test]
+async fn request_timeout_408_is_retryable() {
+    let (result, _) = call_reply(Reply::Close(response("408 Request Timeout", &[], ""))).await;
+    let error = result.unwrap_err();
+    assert_eq!(
+        error,
+        ProviderError::Server {
+            status: 408,
+            message: "Request Timeout".into()
+        }
+    );
+    assert_eq!(error.class(), ErrorClass::TRANSIENT);
+}
+
+#[tokio::test]
 async fn redirect_is_not_followed_and_is_a_client_error() {
     let reply = response("302 Found", &["Location: http://127.0.0.1:9/elsewhere"], "");
     let (result, _) = call_reply(Reply::Close(reply)).await;

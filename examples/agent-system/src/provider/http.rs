@@ -9,7 +9,8 @@
 //! | --- | --- | --- |
 //! | 2xx with a chat-completion body | (`Ok`) | |
 //! | 429 | `RateLimited { retry_after }` from `Retry-After` (seconds or HTTP-date, capped at 10 min) | transient, with pushback |
-//! | 5xx | `Server` | transient |
+//! | 5xx, 408 | `Server` | transient |
+//! | 401, 403 | `Unauthorized` | permanent: not retried, counted by the breaker (a bad key fails every call) |
 //! | other 4xx (and unexpected 3xx) | `Client` | caller's mistake: not retried, ignored by the breaker |
 //! | bad JSON, wrong types, missing fields, truncated or oversized body | `Malformed` | transient |
 //! | refused, reset, not HTTP, timeout, cancellation | `Transport` | transient |
@@ -324,6 +325,10 @@ impl Inner {
         let clean = |m: String| sanitize(&m, &self.key);
         match error {
             ProviderError::Server { status, message } => ProviderError::Server {
+                status,
+                message: clean(message),
+            },
+            ProviderError::Unauthorized { status, message } => ProviderError::Unauthorized {
                 status,
                 message: clean(message),
             },

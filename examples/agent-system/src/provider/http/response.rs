@@ -118,6 +118,15 @@ pub(super) fn status_error(
         429 => ProviderError::RateLimited {
             retry_after: retry_after(headers, SystemTime::now()),
         },
+        401 | 403 => ProviderError::Unauthorized {
+            status: code,
+            message,
+        },
+        // The server gave up waiting for the request: worth another try, like a 5xx.
+        408 => ProviderError::Server {
+            status: code,
+            message,
+        },
         400..=499 => ProviderError::Client {
             status: code,
             message,
