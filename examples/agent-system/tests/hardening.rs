@@ -29,7 +29,16 @@ fn an_absurd_content_length_under_an_unbounded_body_limit_does_not_abort_the_run
         )
         .into_bytes()
     });
-    let config_text = http_config(&server.base_url(), KEY_VAR, 1000, 1, 10.0, "1s", "").replace(
+    let config_text = http_config(
+        &server.base_url(),
+        KEY_VAR,
+        1000,
+        1,
+        10.0,
+        "1s",
+        "linger = \"0s\"",
+    )
+    .replace(
         "request_timeout = \"1s\"",
         "request_timeout = \"1s\"\nmax_body_bytes = 18446744073709551615",
     );
@@ -98,6 +107,7 @@ spikes = []
 
 [system.exporter]
 addr = "127.0.0.1:0"
+linger = "0s"
 "#,
     );
     let running = start(&["--log-level", "warn"], &config, &[], &[]);
@@ -133,7 +143,15 @@ fn a_wrong_api_key_is_logged_counted_by_reason_and_trips_the_breaker() {
             &format!(r#"{{"error":{{"message":"invalid api key ({auth})"}}}}"#),
         )
     });
-    let config_text = http_config(&server.base_url(), KEY_VAR, 3, 2, 20.0, "1500ms", "");
+    let config_text = http_config(
+        &server.base_url(),
+        KEY_VAR,
+        3,
+        2,
+        20.0,
+        "1500ms",
+        "linger = \"0s\"",
+    );
     let config = common::config_file("hardening-401", &config_text);
     let report_path = common::report_path("hardening-401");
     let running = start(

@@ -37,6 +37,7 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The first stdout line (the banner).
     pub banner: String,
+    stdout_so_far: std::sync::Arc<std::sync::Mutex<String>>,
     stdout: Option<JoinHandle<String>>,
     stderr: Option<JoinHandle<String>>,
 }
@@ -82,15 +83,23 @@ pub fn start(global: &[&str], config: &PathBuf, run: &[&str], env: &[(&str, &str
         text
     });
     let (banner_tx, banner_rx) = mpsc::channel();
-    let stdout = std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut first = String::new();
-        let _ = reader.read_line(&mut first);
-        let _ = banner_tx.send(first.clone());
-        let mut rest = String::new();
-        let _ = reader.read_to_string(&mut rest);
-        first + &rest
-    });
+    let so_far = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stdout = {
+        let so_far = so_far.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            so_far.lock().unwrap().push_str(&first);
+            let _ = banner_tx.send(first);
+            let mut line = String::new();
+            while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+                so_far.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+            so_far.lock().unwrap().clone()
+        })
+    };
     let banner = match banner_rx.recv_timeout(Duration::from_secs(20)) {
         Ok(line) => line,
         Err(_) => {
@@ -113,6 +122,7 @@ pub fn start(global: &[&str], config: &PathBuf, run: &[&str], env: &[(&str, &str
         child,
         addr,
         banner,
+        stdout_so_far: so_far,
         stdout: Some(stdout),
         stderr: Some(stderr),
     }
@@ -122,6 +132,22 @@ impl Running {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits (at most `limit`) until stdout has a line containing `needle`; returns stdout so
+    /// far, or `None` if the line did not come in time.
+    pub fn wait_for_stdout(&self, needle: &str, limit: Duration) -> Option<String> {
+        let give_up = Instant::now() + limit;
+        loop {
+            let text = self.stdout_so_far.lock().unwrap().clone();
+            if text.contains(needle) {
+                return Some(text);
+            }
+            if Instant::now() >= give_up {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Sends SIGTERM with `kill -TERM PID` (the crate forbids `unsafe`, so no `libc::kill`).
