@@ -220,3 +220,71 @@ fn a_wrong_api_key_is_logged_counted_by_reason_and_trips_the_breaker() {
     assert_eq!(count(&report, "retries"), 0, "{report:#}");
     assert_eq!(server.request_count() as u64, count(&report, "attempts"));
 }
+
+#[test]
+fn attempts_minus_retries_is_the_number_of_tasks_that_reached_the_provider() {
+    // Four answers in five are 500s: tasks are retried, the breaker opens and rejects tasks and
+    // retries alike. Only attempts that started count, so the server's own count of requests
+    // (one per attempt) is `attempts`, and the distinct tasks it saw (by prompt) are
+    // `attempts − retries`.
+    let server = ScriptedServer::start(|i, _| {
+        if i % 5 == 4 {
+            http_response("200 OK", &[], &completion_body("ok"))
+        } else {
+            http_response("500 Internal Server Error", &[], r#"{"error":"boom"}"#)
+        }
+    });
+    let config_text = http_config(
+        &server.base_url(),
+        KEY_VAR,
+        3,
+        3,
+        40.0,
+        "1500ms",
+        "linger = \"0s\"",
+    );
+    let config = common::config_file("hardening-retries", &config_text);
+    let report_path = common::report_path("hardening-retries");
+    let running = start(
+        &["--log-level", "error"],
+        &config,
+        &["--report-json", report_path.to_str().unwrap()],
+        &[(KEY_VAR, KEY)],
+    );
+    let done = running.wait(Duration::from_secs(15));
+    assert_eq!(done.status.code(), Some(0), "stderr:\n{}", done.stderr);
+    let report = common::read_report(&report_path);
+    let [succeeded, failed, rejected, _, timed_out, cancelled] = assert_adds_up(&report);
+    eprintln!("report {report:#}");
+    let requests = server.requests.lock().unwrap().clone();
+    let tasks: std::collections::BTreeSet<String> = requests
+        .iter()
+        .map(|r| r.prompt().expect("a chat-completion request"))
+        .collect();
+    let (attempts, retries) = (count(&report, "attempts"), count(&report, "retries"));
+    // The scenario did what it is for: retries, and a breaker that opened and rejected.
+    assert!(retries > 0, "{report:#}");
+    assert!(rejected > 0, "{report:#}");
+    assert!(
+        !report["breaker_transitions"].as_array().unwrap().is_empty(),
+        "{report:#}"
+    );
+    assert_eq!(cancelled, 0, "{report:#}");
+    // Some tasks reached the provider and still ended `rejected`: the breaker refused their
+    // retry. Those refused retries must not be counted.
+    assert!(
+        tasks.len() as u64 > succeeded + failed + timed_out,
+        "no retry was rejected by the breaker: {} tasks reached the provider; {report:#}",
+        tasks.len()
+    );
+    assert_eq!(
+        attempts,
+        requests.len() as u64,
+        "attempts vs requests received"
+    );
+    assert_eq!(
+        attempts - retries,
+        tasks.len() as u64,
+        "attempts − retries vs distinct tasks the provider saw"
+    );
+}
