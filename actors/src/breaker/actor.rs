@@ -335,10 +335,18 @@ impl BreakerActorState {
 
 fn log(name: &str, t: &Transition) {
     if matches!(t.to, BreakerState::Open | BreakerState::ForcedOpen) {
-        tracing::warn!(
-            breaker = name, from = %t.from, to = %t.to, reason = ?t.reason, until = ?t.until,
-            "circuit breaker opened"
-        );
+        // How long it stays open, from when it opened: an `Instant` prints as an opaque clock
+        // reading. Forced open has no end (until reset).
+        match t.until.map(|until| until.saturating_duration_since(t.at)) {
+            Some(open_for) => tracing::warn!(
+                breaker = name, from = %t.from, to = %t.to, reason = ?t.reason,
+                open_for = ?open_for, "circuit breaker opened"
+            ),
+            None => tracing::warn!(
+                breaker = name, from = %t.from, to = %t.to, reason = ?t.reason,
+                "circuit breaker opened"
+            ),
+        }
     } else {
         tracing::info!(
             breaker = name, from = %t.from, to = %t.to, reason = ?t.reason,

@@ -76,7 +76,7 @@ fn load(
 
 /// `run`: the agent system in real time, serving `/metrics` and `/health`, with live progress,
 /// a graceful shutdown on Ctrl-C / SIGTERM (a second signal exits at once), a summary, and the
-/// JSON report if asked.
+/// JSON report if asked; then the exporter lingers for `system.exporter.linger`.
 ///
 /// # Errors
 /// Only if writing to `out` or `err` fails.
@@ -137,12 +137,46 @@ pub fn run(
         )?;
         out.flush()?;
         let progress = progress::spawn(&system, config.system.progress_interval);
+        let signalled = stop.clone();
         let report = system.drive(&config, "run", duration, stop).await;
         progress.abort();
         progress::finish_line();
         system.stop();
-        finish(&report, args.report_json.as_deref(), out, err)
+        let code = finish(&report, args.report_json.as_deref(), out, err)?;
+        linger(config.system.exporter.linger, bound, &signalled, out).await?;
+        Ok(code)
     })
+}
+
+/// Keeps the exporter serving for `linger` after the summary, so that the final counters can
+/// be scraped. A signal ends it: the first one (if the run ended by itself) returns at once;
+/// after a signal-stopped run, the signal handler exits the process at the second.
+async fn linger(
+    linger: std::time::Duration,
+    bound: std::net::SocketAddr,
+    stop: &CancellationToken,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    if linger.is_zero() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "metrics stay available at http://{bound}/metrics for {} (a signal ends the wait)",
+        humantime::format_duration(linger)
+    )?;
+    out.flush()?;
+    let signal = async {
+        if stop.is_cancelled() {
+            std::future::pending::<()>().await;
+        }
+        stop.cancelled().await;
+    };
+    tokio::select! {
+        () = tokio::time::sleep(linger) => {}
+        () = signal => {}
+    }
+    Ok(())
 }
 
 /// `simulate`: the same scenario on tokio's paused clock — an hour of traffic in seconds, and

@@ -2,8 +2,9 @@
 //! (JSON, 200 `ok` / 503 `degraded` with the breakers that are not closed), on loopback by
 //! default.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -36,6 +37,18 @@ pub fn install_recorder() -> Result<PrometheusHandle, String> {
     metrics::set_global_recorder(recorder).map_err(|e| e.to_string())?;
     ractor_resilience::metrics::describe();
     Ok(handle)
+}
+
+/// Whether `ip` is a loopback address: `127.0.0.0/8`, `::1`, or an IPv4-mapped loopback
+/// (`::ffff:127.0.0.1`), which [`IpAddr::is_loopback`] alone calls non-loopback.
+///
+/// ```
+/// use agent_system::exporter::is_loopback;
+/// assert!(is_loopback("::ffff:127.0.0.1".parse().unwrap()));
+/// assert!(!is_loopback("::ffff:10.0.0.1".parse().unwrap()));
+/// ```
+pub fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
 }
 
 /// The JSON `/health` answers.
@@ -152,13 +165,38 @@ pub enum ExporterError {
     Thread(#[source] std::io::Error),
 }
 
-/// Binds `addr` and serves `/metrics` and `/health` on a thread of their own (with its own
-/// single-threaded runtime), until the runtime that called this shuts down; also runs the
-/// recorder's upkeep every 5 s. Returns the bound address (useful with port 0).
-///
-/// The exporter does not share the agents' runtime: a flood of scrapes competes with them for
-/// the CPU as one more thread under the OS scheduler, instead of queueing ahead of every hop of
-/// every task on the runtime's workers.
+/// Bounds on the exporter's HTTP server, so that idle or half-open connections cannot hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// How long a connection may take to send a request's headers, counted from when it
+    /// opens (or, kept alive, from the end of its previous response); past it the connection
+    /// is closed. Idle connections are closed after this long too.
+    pub header_read_timeout: Duration,
+    /// Connections held open at once. At the limit, a new connection replaces the oldest one
+    /// with no request in progress (open for at least 250 ms, or the header-read timeout if
+    /// shorter); if there is none, it waits in the listen backlog until one ends (a scrape
+    /// waits, it is not refused).
+    pub max_connections: usize,
+}
+
+impl ServerLimits {
+    /// Default [`header_read_timeout`](Self::header_read_timeout): 5 s.
+    pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Default [`max_connections`](Self::max_connections): 1,024, above the 1,000 concurrent
+    /// scrapes the exporter is tested to serve at once.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// [`serve_with`] the default [`ServerLimits`].
 ///
 /// # Errors
 /// A non-loopback address without `allow_non_loopback`, a failed bind, or no thread.
@@ -168,11 +206,40 @@ pub async fn serve(
     metrics: PrometheusHandle,
     breakers: Vec<BreakerHandle>,
 ) -> Result<SocketAddr, ExporterError> {
-    if !allow_non_loopback && !addr.ip().is_loopback() {
+    serve_with(
+        addr,
+        allow_non_loopback,
+        metrics,
+        breakers,
+        ServerLimits::default(),
+    )
+    .await
+}
+
+/// Binds `addr` and serves `/metrics` and `/health` on a thread of their own (with its own
+/// single-threaded runtime), until the runtime that called this shuts down; also runs the
+/// recorder's upkeep every 5 s. Returns the bound address (useful with port 0). At most
+/// `limits.max_connections` connections are served at once, and each must send its request
+/// headers within `limits.header_read_timeout`.
+///
+/// The exporter does not share the agents' runtime: a flood of scrapes competes with them for
+/// the CPU as one more thread under the OS scheduler, instead of queueing ahead of every hop of
+/// every task on the runtime's workers.
+///
+/// # Errors
+/// A non-loopback address without `allow_non_loopback`, a failed bind, or no thread.
+pub async fn serve_with(
+    addr: SocketAddr,
+    allow_non_loopback: bool,
+    metrics: PrometheusHandle,
+    breakers: Vec<BreakerHandle>,
+    limits: ServerLimits,
+) -> Result<SocketAddr, ExporterError> {
+    if !allow_non_loopback && !is_loopback(addr.ip()) {
         return Err(ExporterError::NotLoopback(addr));
     }
     let bind_error = |source| ExporterError::Bind { addr, source };
-    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let listener = bind(addr).map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;
     let listener = listener.into_std().map_err(bind_error)?;
     let app = Router::new()
@@ -214,15 +281,138 @@ pub async fn serve(
                     }
                 };
                 tokio::select! {
-                    served = axum::serve(listener, app) => {
-                        if let Err(e) = served {
-                            tracing::error!(error = %e, "metrics server stopped");
-                        }
-                    }
+                    () = accept_loop(listener, app, limits) => {}
                     _ = caller_gone => {}
                 }
             });
         })
         .map_err(ExporterError::Thread)?;
     Ok(bound)
+}
+
+/// Connections the kernel completes and queues for the server while it is at
+/// [`ServerLimits::max_connections`] (capped by the system's `somaxconn`): a burst of scrapes
+/// beyond the limit waits there instead of having its connection attempts dropped.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Accepts connections and serves each as HTTP/1 with the header-read timeout, holding at
+/// most `limits.max_connections` open. At the limit, a new connection takes the place of the
+/// oldest one that has no request in progress and has been open for at least
+/// [`EVICT_AFTER`] (or the header-read timeout, if shorter): idle and half-sent connections
+/// cannot keep a scrape out. If every connection is busy (or younger), new ones wait in the
+/// listen backlog until one ends. Never returns.
+async fn accept_loop(listener: TcpListener, app: Router, limits: ServerLimits) {
+    let max = limits.max_connections.max(1);
+    let evict_after = EVICT_AFTER.min(limits.header_read_timeout);
+    let open: Arc<std::sync::Mutex<Vec<Slot>>> = Arc::default();
+    let freed = Arc::new(tokio::sync::Notify::new());
+    let mut next_id = 0u64;
+    loop {
+        // Make room before accepting.
+        loop {
+            let notified = freed.notified();
+            {
+                let mut slots = open.lock().unwrap_or_else(|e| e.into_inner());
+                if slots.len() < max {
+                    break;
+                }
+                let oldest_idle = slots
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| {
+                        s.busy.load(Ordering::Relaxed) == 0 && s.opened.elapsed() >= evict_after
+                    })
+                    .min_by_key(|(_, s)| s.opened)
+                    .map(|(i, _)| i);
+                if let Some(i) = oldest_idle {
+                    // Dropping its sender closes the connection.
+                    slots.swap_remove(i);
+                    break;
+                }
+            }
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, or a connection reset before it was accepted: not
+                // the server's end. Pause so that a persistent error does not spin.
+                tracing::debug!(error = %e, "metrics server: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let id = next_id;
+        next_id += 1;
+        let busy = Arc::new(AtomicUsize::new(0));
+        let (evict, evicted) = tokio::sync::oneshot::channel::<()>();
+        open.lock().unwrap_or_else(|e| e.into_inner()).push(Slot {
+            id,
+            opened: std::time::Instant::now(),
+            busy: busy.clone(),
+            _evict: evict,
+        });
+        let tower = hyper_util::service::TowerToHyperService::new(app.clone());
+        let service = hyper::service::service_fn(move |request| {
+            let busy = busy.clone();
+            let response = hyper::service::Service::call(&tower, request);
+            async move {
+                busy.fetch_add(1, Ordering::Relaxed);
+                let response = response.await;
+                busy.fetch_sub(1, Ordering::Relaxed);
+                response
+            }
+        });
+        let (open, freed) = (open.clone(), freed.clone());
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::select! {
+                served = connection => {
+                    if let Err(e) = served {
+                        tracing::debug!(error = %e, "metrics server: connection ended");
+                    }
+                }
+                // Evicted (its slot, and so the sender, is already gone).
+                _ = evicted => {}
+            }
+            open.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|s| s.id != id);
+            freed.notify_one();
+        });
+    }
+}
+
+/// How long a connection with no request in progress is safe from eviction when the server is
+/// at its connection limit.
+/// (A client sends its request as soon as it has connected: this only has to cover a round
+/// trip.)
+const EVICT_AFTER: Duration = Duration::from_millis(250);
+
+/// An open connection, as the accept loop tracks it.
+struct Slot {
+    id: u64,
+    opened: std::time::Instant,
+    /// Requests in progress on it.
+    busy: Arc<AtomicUsize>,
+    /// Dropped to close it.
+    _evict: tokio::sync::oneshot::Sender<()>,
 }

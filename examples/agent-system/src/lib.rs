@@ -22,6 +22,7 @@ pub mod agent;
 pub mod cli;
 pub mod commands;
 pub mod exporter;
+pub mod failures;
 pub mod progress;
 pub mod provider;
 pub mod report;

@@ -37,9 +37,18 @@ pub enum ProviderError {
         /// The server's `Retry-After`.
         retry_after: Option<Duration>,
     },
-    /// 5xx, or the simulated provider's injected error.
+    /// 5xx or 408, or the simulated provider's injected error.
     #[error("server error {status}: {message}")]
     Server {
+        /// HTTP status.
+        status: u16,
+        /// A short description (truncated).
+        message: String,
+    },
+    /// 401 or 403: the API key is wrong, revoked or not allowed to use the model. Not a
+    /// mistake of one request: every call fails the same way until the key is fixed.
+    #[error("unauthorized {status}: {message}")]
+    Unauthorized {
         /// HTTP status.
         status: u16,
         /// A short description (truncated).
@@ -65,8 +74,16 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
-    /// Retry and breaker classification: 429 and 5xx (and outages, transport errors, malformed
-    /// bodies) are retryable and counted; other 4xx are not retried and ignored by the breaker.
+    /// Retry and breaker classification:
+    ///
+    /// - 429, 5xx, 408 (and outages, transport errors, malformed bodies) are
+    ///   [`TRANSIENT`](ErrorClass::TRANSIENT): retried, and counted by the breaker.
+    /// - 401 / 403 are [`PERMANENT`](ErrorClass::PERMANENT): retrying cannot help, but they are
+    ///   not one caller's mistake either — a wrong or revoked key fails every call — so the
+    ///   breaker counts them, opens, and stops sending doomed requests (each with the key) until
+    ///   a probe succeeds.
+    /// - Other 4xx (and unexpected 3xx) are [`CALLER_MISTAKE`](ErrorClass::CALLER_MISTAKE):
+    ///   not retried, ignored by the breaker.
     pub fn class(&self) -> ErrorClass {
         match self {
             ProviderError::RateLimited { retry_after } => {
@@ -80,6 +97,7 @@ impl ProviderError {
                 ErrorClass::TRANSIENT
             }
             ProviderError::Malformed(_) => ErrorClass::TRANSIENT,
+            ProviderError::Unauthorized { .. } => ErrorClass::PERMANENT,
             ProviderError::Client { .. } => ErrorClass::CALLER_MISTAKE,
         }
     }

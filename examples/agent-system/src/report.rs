@@ -8,6 +8,9 @@ use hdrhistogram::Histogram;
 use ractor_resilience::agent::CallError;
 use ractor_resilience::metrics::TaskOutcome;
 use serde::Serialize;
+use serde::ser::SerializeMap;
+
+use crate::failures::{FailureCounts, FailureReason};
 
 /// Outcomes counted as tasks end (fixed memory: counters and a histogram).
 #[derive(Debug, Clone)]
@@ -17,6 +20,8 @@ pub struct Tally {
     counts: [u64; TaskOutcome::ALL.len()],
     /// Latency of succeeded tasks, microseconds (1 µs .. 1 h, 3 significant digits).
     latency: Histogram<u64>,
+    /// Failed tasks by reason.
+    failures: FailureCounts,
 }
 
 impl Default for Tally {
@@ -26,6 +31,7 @@ impl Default for Tally {
             counts: [0; TaskOutcome::ALL.len()],
             latency: Histogram::new_with_bounds(1, 3_600_000_000, 3)
                 .expect("valid histogram bounds"),
+            failures: FailureCounts::default(),
         }
     }
 }
@@ -44,6 +50,16 @@ impl Tally {
                 .clamp(1, 3_600_000_000);
             self.latency.saturating_record(micros);
         }
+    }
+
+    /// Counts the reason of a task that ended `failed` (see [`FailureReason::of`]).
+    pub fn record_failure(&mut self, reason: FailureReason) {
+        self.failures.add(reason);
+    }
+
+    /// Failed tasks by reason.
+    pub fn failures(&self) -> &FailureCounts {
+        &self.failures
     }
 
     /// Tasks that ended with `outcome`.
@@ -127,6 +143,19 @@ pub struct Report {
     pub latency_ms: Quantiles,
     /// Every breaker transition, in order.
     pub breaker_transitions: Vec<TransitionRecord>,
+    /// Failed tasks by reason: an object with one key per [`FailureReason`] (zeros included),
+    /// so its keys are a fixed set.
+    pub failures_by_reason: FailureCounts,
+}
+
+impl Serialize for FailureCounts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(FailureReason::ALL.len()))?;
+        for (reason, n) in self.iter() {
+            map.serialize_entry(reason.as_str(), &n)?;
+        }
+        map.end()
+    }
 }
 
 impl Report {
@@ -159,6 +188,7 @@ impl Report {
                 p99: tally.quantile_ms(0.99),
             },
             breaker_transitions,
+            failures_by_reason: *tally.failures(),
         }
     }
 
@@ -210,6 +240,15 @@ impl Report {
             self.latency_ms.p95,
             self.latency_ms.p99
         )?;
+        let reasons: Vec<String> = self
+            .failures_by_reason
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(reason, n)| format!("{} {n}", reason.as_str()))
+            .collect();
+        if !reasons.is_empty() {
+            writeln!(out, "failures by reason: {}", reasons.join(", "))?;
+        }
         writeln!(
             out,
             "breaker transitions: {}",

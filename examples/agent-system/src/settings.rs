@@ -274,6 +274,10 @@ pub struct ExporterSettings {
     pub addr: SocketAddr,
     /// Binding a non-loopback address must be asked for explicitly.
     pub allow_non_loopback: bool,
+    /// How long `run` keeps serving `/metrics` and `/health` after the summary, so that the
+    /// last interval's counters can be scraped (`0s`: stop at once). A signal ends it early.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
 }
 
 impl Default for ExporterSettings {
@@ -281,6 +285,7 @@ impl Default for ExporterSettings {
         ExporterSettings {
             addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
             allow_non_loopback: false,
+            linger: Duration::from_secs(5),
         }
     }
 }
@@ -417,11 +422,14 @@ impl SystemSection for SystemSettings {
                 ));
             }
         }
-        if !self.exporter.allow_non_loopback && !self.exporter.addr.ip().is_loopback() {
+        at_most_max("exporter.linger", self.exporter.linger)?;
+        if !self.exporter.allow_non_loopback
+            && !crate::exporter::is_loopback(self.exporter.addr.ip())
+        {
             return Err(InvalidSettings::new(
                 "exporter.addr",
                 format!(
-                    "{} is not a loopback address; set exporter.allow_non_loopback = true to expose metrics",
+                    "{} is not a loopback address; set system.exporter.allow_non_loopback = true to expose metrics",
                     self.exporter.addr
                 ),
             ));
@@ -520,6 +528,11 @@ impl std::fmt::Display for SystemSettings {
             f,
             "allow_non_loopback = {}",
             self.exporter.allow_non_loopback
+        )?;
+        writeln!(
+            f,
+            "linger = \"{}\"",
+            humantime::format_duration(self.exporter.linger)
         )
     }
 }

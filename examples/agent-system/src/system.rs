@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 use crate::SystemConfig;
 use crate::agent::{LlmAgent, Provider};
+use crate::failures::{FailureLog, FailureReason};
 use crate::provider::CompletionRequest;
 use crate::provider::http::HttpProvider;
 use crate::provider::simulated::SimulatedProvider;
@@ -206,6 +207,7 @@ impl System {
         let settings = &config.system;
         let interval = Duration::from_secs_f64(1.0 / settings.workload.rate);
         let cancel_pending = CancellationToken::new();
+        let failure_log = Arc::new(Mutex::new(FailureLog::default()));
         let mut tasks = JoinSet::new();
         let mut n: u64 = 0;
         loop {
@@ -232,6 +234,7 @@ impl System {
             let tally = self.tally.clone();
             tally.lock().unwrap_or_else(|e| e.into_inner()).submitted += 1;
             let cancelled = cancel_pending.clone();
+            let failure_log = failure_log.clone();
             tasks.spawn(async move {
                 let submitted = Instant::now();
                 // Once the drain deadline passes, a task still pending ends `cancelled`, whatever
@@ -244,10 +247,17 @@ impl System {
                     () = cancelled.cancelled() => Err(CallError::Cancelled),
                     result = agent.call_with(request, opts) => result,
                 };
-                tally
+                {
+                    let mut tally = tally.lock().unwrap_or_else(|e| e.into_inner());
+                    tally.record(&result, submitted.elapsed());
+                    if let Some(reason) = FailureReason::of(&result) {
+                        tally.record_failure(reason);
+                    }
+                }
+                failure_log
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .record(&result, submitted.elapsed());
+                    .log(&result, Instant::now());
             });
             while tasks.try_join_next().is_some() {}
             n += 1;
@@ -270,6 +280,10 @@ impl System {
             cancel_pending.cancel();
             while tasks.join_next().await.is_some() {}
         }
+        failure_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .log_flush();
         let (attempts, retries) = self
             .agents
             .iter()

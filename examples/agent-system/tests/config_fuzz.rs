@@ -270,6 +270,7 @@ fn system_table() -> impl Strategy<Value = Value> {
             string_of(&[
                 "127.0.0.1:0",
                 "[::1]:9464",
+                "[::ffff:127.0.0.1]:9464",
                 "0.0.0.0:9464",
                 "10.1.2.3:80",
                 "localhost:1",
@@ -281,6 +282,7 @@ fn system_table() -> impl Strategy<Value = Value> {
             "allow_non_loopback",
             any::<bool>().prop_map(Value::Boolean).boxed(),
         ),
+        ("linger", duration().boxed()),
     ]);
     table_of(vec![
         ("duration", duration().boxed()),

@@ -393,6 +393,39 @@ async fn client_error_400_is_a_caller_mistake_ignored_by_the_breaker() {
 }
 
 #[tokio::test]
+async fn unauthorized_401_and_403_fail_every_call_so_the_breaker_counts_them_without_retry() {
+    for (status, code) in [("401 Unauthorized", 401), ("403 Forbidden", 403)] {
+        let reply = response(status, &[], r#"{"error":{"message":"invalid api key"}}"#);
+        let (result, _) = call_reply(Reply::Close(reply)).await;
+        let error = result.unwrap_err();
+        assert_eq!(
+            error,
+            ProviderError::Unauthorized {
+                status: code,
+                message: "invalid api key".into()
+            }
+        );
+        assert_eq!(error.class(), ErrorClass::PERMANENT, "{status}");
+        assert!(!error.class().retry);
+        assert_eq!(error.class().breaker, CallOutcome::Failure);
+    }
+}
+
+#[tokio::test]
+async fn request_timeout_408_is_retryable() {
+    let (result, _) = call_reply(Reply::Close(response("408 Request Timeout", &[], ""))).await;
+    let error = result.unwrap_err();
+    assert_eq!(
+        error,
+        ProviderError::Server {
+            status: 408,
+            message: "Request Timeout".into()
+        }
+    );
+    assert_eq!(error.class(), ErrorClass::TRANSIENT);
+}
+
+#[tokio::test]
 async fn redirect_is_not_followed_and_is_a_client_error() {
     let reply = response("302 Found", &["Location: http://127.0.0.1:9/elsewhere"], "");
     let (result, _) = call_reply(Reply::Close(reply)).await;
@@ -477,6 +510,23 @@ async fn huge_declared_body_is_rejected_without_reading_it() {
         "{message}"
     );
     assert!(elapsed < TIMEOUT, "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn an_absurd_declared_length_with_an_absurd_limit_is_a_classified_error_not_an_abort() {
+    // `max_body_bytes` at its largest and a `Content-Length` of almost 10^18: the body must not
+    // be pre-allocated from the declared length (that aborted the process).
+    let (url, _server) = serve(Reply::Close(
+        format!("HTTP/1.1 200 OK\r\nContent-Length: 999999999999999999\r\nConnection: close\r\n\r\n{GOOD_BODY}")
+            .into_bytes(),
+    ))
+    .await;
+    let provider = provider(HttpProviderSettings {
+        max_body_bytes: usize::MAX,
+        ..settings(&url)
+    });
+    let message = malformed(call_with(&provider, &ctx()).await);
+    assert!(message.contains("truncated"), "{message}");
 }
 
 #[tokio::test]
@@ -698,6 +748,48 @@ async fn setup_errors_name_the_variable_never_the_value() {
         }
     );
     assert_no_key(&format!("{invalid} {invalid:?}"));
+}
+
+#[tokio::test]
+async fn a_key_shorter_than_eight_characters_is_refused_naming_the_variable() {
+    let settings = settings("http://127.0.0.1:9/v1");
+    for short in ["k", "a1", "sk-1234"] {
+        let error = HttpProvider::with_key_lookup(settings.clone(), |_| Some(short)).unwrap_err();
+        assert_eq!(
+            error,
+            ProviderSetupError::ShortApiKey {
+                variable: KEY_VAR.into(),
+                min: 8
+            }
+        );
+        let text = error.to_string();
+        assert!(text.contains(KEY_VAR), "{text}");
+        assert!(text.contains("shorter than 8 characters"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn only_whole_occurrences_of_the_key_are_redacted() {
+    // An 8-character key (the shortest accepted): the echo of the key is redacted, and the
+    // rest of the message, which shares characters with it, is untouched.
+    let key = "abcd1234";
+    let (url, _server) = serve(Reply::Close(response(
+        "500 Internal Server Error",
+        &[],
+        r#"{"error":{"message":"bad key abcd1234 from a client at 10.0.0.1 (abcd)"}}"#,
+    )))
+    .await;
+    let provider =
+        HttpProvider::with_key_lookup(settings(&url), |name| (name == KEY_VAR).then_some(key))
+            .unwrap();
+    let error = provider.complete(request(), &ctx()).await.unwrap_err();
+    assert_eq!(
+        error,
+        ProviderError::Server {
+            status: 500,
+            message: "bad key <redacted> from a client at 10.0.0.1 (abcd)".into()
+        }
+    );
 }
 
 #[tokio::test]

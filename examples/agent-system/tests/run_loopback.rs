@@ -48,6 +48,7 @@ spikes = []
 
 [system.exporter]
 addr = "127.0.0.1:0"
+linger = "0s"
 "#;
 
 const FAMILIES: [&str; 12] = [

@@ -60,6 +60,7 @@ spikes = []
 
 [system.exporter]
 addr = "127.0.0.1:0"
+linger = "0s"
 "#;
 
 const SCRAPES: usize = 1000;

@@ -214,6 +214,7 @@ request_timeout = "1s"
 
 [system.exporter]
 addr = "127.0.0.1:0"
+linger = "0s"
 "#
     )
 }
@@ -387,6 +388,7 @@ spikes = [{ start = "1200ms", length = "300ms", factor = 5.0 }]
 
 [system.exporter]
 addr = "127.0.0.1:0"
+linger = "0s"
 "#;
 
 #[test]

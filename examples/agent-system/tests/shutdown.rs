@@ -55,6 +55,7 @@ spikes = []
 
 [system.exporter]
 addr = "127.0.0.1:0"
+linger = "0s"
 "#;
 
 /// Slack for process exit, report writing and a loaded 2-core machine.

@@ -9,7 +9,8 @@
 //! | --- | --- | --- |
 //! | 2xx with a chat-completion body | (`Ok`) | |
 //! | 429 | `RateLimited { retry_after }` from `Retry-After` (seconds or HTTP-date, capped at 10 min) | transient, with pushback |
-//! | 5xx | `Server` | transient |
+//! | 5xx, 408 | `Server` | transient |
+//! | 401, 403 | `Unauthorized` | permanent: not retried, counted by the breaker (a bad key fails every call) |
 //! | other 4xx (and unexpected 3xx) | `Client` | caller's mistake: not retried, ignored by the breaker |
 //! | bad JSON, wrong types, missing fields, truncated or oversized body | `Malformed` | transient |
 //! | refused, reset, not HTTP, timeout, cancellation | `Transport` | transient |
@@ -43,6 +44,10 @@ use response::{
     sanitize, status_error,
 };
 
+/// The shortest API key accepted, in characters. Messages are stripped of whole occurrences of
+/// the key; a shorter key is refused at startup instead.
+pub const MIN_API_KEY_CHARS: usize = 8;
+
 /// Why an [`HttpProvider`] could not be built. Messages name the environment variable, never
 /// its value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +63,17 @@ pub enum ProviderSetupError {
     EmptyApiKey {
         /// The variable's name.
         variable: String,
+    },
+    /// The key is shorter than [`MIN_API_KEY_CHARS`]: no real provider issues such keys, and
+    /// redacting it from messages would redact every occurrence of its few characters.
+    #[error(
+        "the API key in `{variable}` is shorter than {min} characters: set `{variable}` to the provider's full key"
+    )]
+    ShortApiKey {
+        /// The variable's name.
+        variable: String,
+        /// The shortest key accepted.
+        min: usize,
     },
     /// The key cannot be sent in an HTTP header (not Unicode, or control characters).
     #[error("the API key in `{variable}` is not a valid HTTP header value")]
@@ -157,6 +173,12 @@ impl HttpProvider {
         if key.is_empty() {
             return Err(ProviderSetupError::EmptyApiKey {
                 variable: variable(),
+            });
+        }
+        if key.chars().count() < MIN_API_KEY_CHARS {
+            return Err(ProviderSetupError::ShortApiKey {
+                variable: variable(),
+                min: MIN_API_KEY_CHARS,
             });
         }
         let mut authorization = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
@@ -303,6 +325,10 @@ impl Inner {
         let clean = |m: String| sanitize(&m, &self.key);
         match error {
             ProviderError::Server { status, message } => ProviderError::Server {
+                status,
+                message: clean(message),
+            },
+            ProviderError::Unauthorized { status, message } => ProviderError::Unauthorized {
                 status,
                 message: clean(message),
             },

@@ -37,6 +37,7 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The first stdout line (the banner).
     pub banner: String,
+    stdout_so_far: std::sync::Arc<std::sync::Mutex<String>>,
     stdout: Option<JoinHandle<String>>,
     stderr: Option<JoinHandle<String>>,
 }
@@ -82,15 +83,23 @@ pub fn start(global: &[&str], config: &PathBuf, run: &[&str], env: &[(&str, &str
         text
     });
     let (banner_tx, banner_rx) = mpsc::channel();
-    let stdout = std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut first = String::new();
-        let _ = reader.read_line(&mut first);
-        let _ = banner_tx.send(first.clone());
-        let mut rest = String::new();
-        let _ = reader.read_to_string(&mut rest);
-        first + &rest
-    });
+    let so_far = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stdout = {
+        let so_far = so_far.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            so_far.lock().unwrap().push_str(&first);
+            let _ = banner_tx.send(first);
+            let mut line = String::new();
+            while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+                so_far.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+            so_far.lock().unwrap().clone()
+        })
+    };
     let banner = match banner_rx.recv_timeout(Duration::from_secs(20)) {
         Ok(line) => line,
         Err(_) => {
@@ -113,6 +122,7 @@ pub fn start(global: &[&str], config: &PathBuf, run: &[&str], env: &[(&str, &str
         child,
         addr,
         banner,
+        stdout_so_far: so_far,
         stdout: Some(stdout),
         stderr: Some(stderr),
     }
@@ -122,6 +132,22 @@ impl Running {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits (at most `limit`) until stdout has a line containing `needle`; returns stdout so
+    /// far, or `None` if the line did not come in time.
+    pub fn wait_for_stdout(&self, needle: &str, limit: Duration) -> Option<String> {
+        let give_up = Instant::now() + limit;
+        loop {
+            let text = self.stdout_so_far.lock().unwrap().clone();
+            if text.contains(needle) {
+                return Some(text);
+            }
+            if Instant::now() >= give_up {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Sends SIGTERM with `kill -TERM PID` (the crate forbids `unsafe`, so no `libc::kill`).
@@ -284,4 +310,231 @@ pub fn assert_adds_up(report: &serde_json::Value) -> [u64; 6] {
         "the outcomes do not add up: {report:#}"
     );
     outcomes
+}
+
+/// One request as a [`ScriptedServer`] read it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The request line and headers.
+    pub head: String,
+    /// The body (as far as `Content-Length` says).
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+
+    /// The prompt of a chat-completion request body, if it has one.
+    pub fn prompt(&self) -> Option<String> {
+        let body: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
+        body.pointer("/messages/0/content")?
+            .as_str()
+            .map(str::to_owned)
+    }
+}
+
+/// What a [`ScriptedServer`] answers to its `i`-th request (counting from 0).
+pub type Script = dyn Fn(usize, &Request) -> Vec<u8> + Send + Sync;
+
+/// A scripted HTTP/1.1 server on 127.0.0.1 (port 0), one thread per connection, one request per
+/// connection: answers each request with `script(i, request)` and records every request.
+/// Bounded: it stops accepting after 30 s or 5,000 connections, or when dropped; every read and
+/// write has a 2 s timeout.
+pub struct ScriptedServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Every request read in full, in arrival order.
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<Request>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ScriptedServer {
+    /// Starts it.
+    pub fn start(script: impl Fn(usize, &Request) -> Vec<u8> + Send + Sync + 'static) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let script: Arc<Script> = Arc::new(script);
+        let thread = {
+            let (stop, requests) = (stop.clone(), requests.clone());
+            std::thread::spawn(move || {
+                let give_up = Instant::now() + Duration::from_secs(30);
+                let counter = Arc::new(AtomicUsize::new(0));
+                let mut n = 0usize;
+                while !stop.load(Ordering::Relaxed) && Instant::now() < give_up && n < 5000 {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            n += 1;
+                            let (requests, script, counter) =
+                                (requests.clone(), script.clone(), counter.clone());
+                            std::thread::spawn(move || {
+                                let _ = serve_one(stream, &requests, &*script, &counter);
+                            });
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                    }
+                }
+            })
+        };
+        ScriptedServer {
+            addr,
+            stop,
+            requests,
+            thread: Some(thread),
+        }
+    }
+
+    /// The provider's `base_url` for this server.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// How many requests it has read so far.
+    pub fn request_count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+}
+
+impl Drop for ScriptedServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve_one(
+    mut stream: TcpStream,
+    requests: &std::sync::Mutex<Vec<Request>>,
+    script: &Script,
+    counter: &std::sync::atomic::AtomicUsize,
+) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let mut request = Request {
+        head: String::from_utf8_lossy(&buf[..head_end]).into_owned(),
+        body: Vec::new(),
+    };
+    let length: usize = request
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    request.body = buf[head_end..(head_end + length).min(buf.len())].to_vec();
+    let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let answer = script(i, &request);
+    requests.lock().unwrap().push(request);
+    stream.write_all(&answer)?;
+    stream.flush()
+}
+
+/// A complete HTTP/1.1 response that closes the connection.
+pub fn http_response(status: &str, headers: &[&str], body: &str) -> Vec<u8> {
+    let mut text = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for h in headers {
+        text.push_str(h);
+        text.push_str("\r\n");
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    text.into_bytes()
+}
+
+/// A chat-completion body answering `text`.
+pub fn completion_body(text: &str) -> String {
+    format!(
+        r#"{{"choices":[{{"message":{{"role":"assistant","content":"{text}"}}}}],"usage":{{"total_tokens":3}}}}"#
+    )
+}
+
+/// A configuration for the HTTP provider against `base_url` (key from `key_var`): one agent
+/// `llm_worker` behind breaker `llm` (`max_failures`), `max_attempts` attempts, the workload
+/// at `rate` tasks/s for `duration`, and `extra` appended to `[system.exporter]` (whose `addr` is `127.0.0.1:0`).
+pub fn http_config(
+    base_url: &str,
+    key_var: &str,
+    max_failures: u32,
+    max_attempts: u32,
+    rate: f64,
+    duration: &str,
+    extra: &str,
+) -> String {
+    format!(
+        r#"
+[breakers.llm]
+max_failures = {max_failures}
+open_duration = "300ms"
+
+[retry_policies.llm]
+max_attempts = {max_attempts}
+initial_delay = "20ms"
+max_delay = "50ms"
+
+[timeouts.llm]
+kind = "fixed"
+duration = "2s"
+
+[agents.llm_worker]
+breaker = "llm"
+retry = "llm"
+timeout = "llm"
+workers = 2
+max_pending = 100
+
+[system]
+duration = "{duration}"
+drain_deadline = "3s"
+
+[system.workload]
+rate = {rate:?}
+task_deadline = "3s"
+
+[system.provider]
+kind = "http"
+base_url = "{base_url}"
+model = "test-model"
+api_key_env = "{key_var}"
+request_timeout = "1s"
+
+[system.exporter]
+addr = "127.0.0.1:0"
+{extra}
+"#
+    )
 }

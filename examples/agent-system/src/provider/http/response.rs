@@ -7,6 +7,7 @@ use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::{Response, StatusCode};
 use serde::Deserialize;
 
+use super::MIN_API_KEY_CHARS;
 use crate::provider::{Completion, ProviderError};
 
 /// Longest server pushback honoured; a larger `Retry-After` is capped to this.
@@ -17,6 +18,9 @@ pub(super) const ERROR_BODY_PREFIX: usize = 8 * 1024;
 
 /// Longest message kept in an error (characters).
 pub(super) const MAX_MESSAGE_CHARS: usize = 300;
+
+/// Most bytes reserved up front for a body from its declared `Content-Length`.
+pub(super) const MAX_PREALLOCATION: usize = 64 * 1024;
 
 /// Why a body could not be read in full.
 pub(super) enum BodyError {
@@ -58,7 +62,15 @@ pub(super) async fn read_body(mut response: Response, limit: usize) -> Result<Ve
             return Err(BodyError::TooLarge { declared, limit });
         }
     }
-    let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(limit));
+    // The declared length is the server's word, not a fact: pre-allocate at most a small
+    // bound from it (a `Content-Length` of 10^18 under an unbounded `max_body_bytes` aborted
+    // the process), and let the buffer grow with the bytes that actually arrive.
+    let reserve = declared
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0)
+        .min(limit)
+        .min(MAX_PREALLOCATION);
+    let mut body = Vec::with_capacity(reserve);
     while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
         if chunk.len() > limit - body.len() {
             return Err(BodyError::TooLarge {
@@ -105,6 +117,15 @@ pub(super) fn status_error(
     match code {
         429 => ProviderError::RateLimited {
             retry_after: retry_after(headers, SystemTime::now()),
+        },
+        401 | 403 => ProviderError::Unauthorized {
+            status: code,
+            message,
+        },
+        // The server gave up waiting for the request: worth another try, like a 5xx.
+        408 => ProviderError::Server {
+            status: code,
+            message,
         },
         400..=499 => ProviderError::Client {
             status: code,
@@ -282,10 +303,11 @@ pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Removes every occurrence of `secret` and bounds the length: the last step before a message
-/// leaves the provider.
+/// Removes every whole occurrence of `secret` and bounds the length: the last step before a
+/// message leaves the provider. A secret shorter than [`MIN_API_KEY_CHARS`] (which the provider
+/// refuses at startup) is not searched for: redacting it would blank out ordinary text.
 pub(super) fn sanitize(message: &str, secret: &str) -> String {
-    let redacted = if secret.is_empty() {
+    let redacted = if secret.chars().count() < MIN_API_KEY_CHARS {
         message.to_owned()
     } else {
         message.replace(secret, "<redacted>")
@@ -369,6 +391,15 @@ mod tests {
         assert!(!clean.contains("sk-secret"));
         assert!(clean.starts_with("key <redacted> echoed"));
         assert_eq!(clean.chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
+
+    #[test]
+    fn sanitize_never_redacts_single_characters() {
+        assert_eq!(sanitize("a bad answer", "a"), "a bad answer");
+        assert_eq!(
+            sanitize("key abcd1234, not abcd123", "abcd1234"),
+            "key <redacted>, not abcd123"
+        );
     }
 
     #[test]
