@@ -1,7 +1,7 @@
-//! Who supervises whom, and the run itself: one breaker actor per configured breaker and one
-//! timeout actor per configured timeout (shared by the agents that name them), one supervised
-//! agent per configured agent, and a coordinator that drives the workload into them and tallies
-//! every outcome.
+//! Who supervises whom, and the run itself: the library's [`Registry`] spawns one breaker actor
+//! per configured breaker and one timeout actor per configured timeout (shared by the agents
+//! that name them), one supervised agent per configured agent comes from it, and a coordinator
+//! drives the workload into them and tallies every outcome.
 //!
 //! ```text
 //! coordinator (this module) ──call──▶ agent `llm_worker` (supervisor + N workers) ──▶ provider
@@ -14,12 +14,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ractor_resilience::agent::{AgentBuilder, AgentHandle, CallError, CallOptions};
-use ractor_resilience::breaker::{BreakerActor, BreakerHandle, BreakerOptions};
-use ractor_resilience::budget::SharedBudget;
+use ractor_resilience::agent::{AgentHandle, CallError, CallOptions};
+use ractor_resilience::breaker::BreakerHandle;
 use ractor_resilience::core::breaker::BreakerState;
+use ractor_resilience::registry::{Registry, RegistryOptions};
 use ractor_resilience::task::{CancellationToken, TaskId};
-use ractor_resilience::timeout::{TimeoutActor, TimeoutHandle, TimeoutHooks, TimeoutPolicy};
+use ractor_resilience::timeout::TimeoutHandle;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -87,81 +87,56 @@ impl System {
             settings.workload.agents.clone()
         };
         let transitions = Arc::new(Mutex::new(Vec::new()));
-        let mut breakers = BTreeMap::new();
-        let mut timeouts = BTreeMap::new();
-        let mut budgets = BTreeMap::new();
+        // One registry of the configuration's named policies: every agent that names a breaker,
+        // a timeout or a budget shares the one the registry spawned for that name.
+        let log = transitions.clone();
+        let options = RegistryOptions::default()
+            .with_seed(settings.seed)
+            .with_on_transition(move |breaker: &str, from: BreakerState, to: BreakerState| {
+                let at_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let record = TransitionRecord {
+                    breaker: breaker.to_owned(),
+                    from: from.to_string(),
+                    to: to.to_string(),
+                    at_ms,
+                };
+                log.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+            });
+        let registry = Registry::spawn(config, options)
+            .await
+            .map_err(|e| SystemError::Spawn {
+                what: "the configured policies".into(),
+                reason: e.to_string(),
+            })?;
         let mut agents = Vec::new();
-        for (i, name) in names.iter().enumerate() {
-            let Some(spec) = config.agents.get(name) else {
+        for name in &names {
+            if !config.agents.contains_key(name) {
                 continue;
-            };
-            let Some(policies) = config.policies(name) else {
-                continue;
-            };
-            if !breakers.contains_key(&spec.breaker) {
-                let log = transitions.clone();
-                let breaker_name = spec.breaker.clone();
-                let hook = Arc::new(move |from: BreakerState, to: BreakerState| {
-                    let at_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    let record = TransitionRecord {
-                        breaker: breaker_name.clone(),
-                        from: from.to_string(),
-                        to: to.to_string(),
-                        at_ms,
-                    };
-                    log.lock().unwrap_or_else(|e| e.into_inner()).push(record);
-                });
-                let options = BreakerOptions::new()
-                    .with_seed(settings.seed ^ (i as u64 + 1))
-                    .with_on_state_change(hook);
-                let handle =
-                    BreakerActor::spawn(spec.breaker.as_str(), policies.breaker.clone(), options)
-                        .await
-                        .map_err(|e| SystemError::Spawn {
-                            what: format!("breaker {}", spec.breaker),
-                            reason: e.to_string(),
-                        })?;
-                breakers.insert(spec.breaker.clone(), handle);
             }
-            if !timeouts.contains_key(&spec.timeout) {
-                let handle = TimeoutActor::spawn(
-                    &spec.timeout,
-                    TimeoutPolicy::from(policies.timeout),
-                    TimeoutHooks::default(),
-                )
-                .await
-                .map_err(|e| SystemError::Spawn {
-                    what: format!("timeout {}", spec.timeout),
-                    reason: e.to_string(),
-                })?;
-                timeouts.insert(spec.timeout.clone(), handle);
-            }
-            let mut builder = AgentBuilder::new(name.as_str(), {
+            let make = {
                 let provider = provider.clone();
                 move || LlmAgent {
                     provider: provider.clone(),
                 }
-            })
-            .workers(spec.workers.get())
-            .max_pending(spec.max_pending.get())
-            .queue(spec.queue)
-            .breaker(breakers[&spec.breaker].clone())
-            .timeout(timeouts[&spec.timeout].clone())
-            .retry_policy(spec.retry.as_str(), policies.retry.clone())
-            .seed(settings.seed.wrapping_add(i as u64));
-            if let (Some(budget_name), Some(budget)) = (&spec.budget, policies.budget) {
-                let shared = budgets
-                    .entry(budget_name.clone())
-                    .or_insert_with(|| SharedBudget::new(*budget))
-                    .clone();
-                builder = builder.budget(shared);
-            }
-            let agent = builder.spawn().await.map_err(|e| SystemError::Spawn {
+            };
+            let spawned = match registry.agent(name, make) {
+                Ok(builder) => builder.spawn().await,
+                Err(e) => Err(e),
+            };
+            let agent = spawned.map_err(|e| SystemError::Spawn {
                 what: format!("agent {name}"),
                 reason: e.to_string(),
             })?;
             agents.push(agent);
         }
+        let breakers: BTreeMap<String, BreakerHandle> = registry
+            .breakers()
+            .map(|(name, b)| (name.to_owned(), b.clone()))
+            .collect();
+        let timeouts: BTreeMap<String, TimeoutHandle> = registry
+            .timeouts()
+            .map(|(name, t)| (name.to_owned(), t.clone()))
+            .collect();
         if agents.is_empty() {
             return Err(SystemError::NoAgents);
         }
