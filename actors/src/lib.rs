@@ -49,3 +49,8 @@ pub mod timeout;
 mod timer;
 
 pub use ractor_resilience_core as core;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

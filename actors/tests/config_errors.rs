@@ -661,8 +661,9 @@ fn check_never_panics(text: &str) {
 
 #[test]
 fn workers_and_max_pending_have_upper_bounds() {
-    let text =
-        format!("{AGENT_POLICIES}[agents.w]\nbreaker = \"llm\"\nretry = \"llm\"\ntimeout = \"llm\"\nworkers = 1000000000\nmax_pending = 1000000000\n");
+    let text = format!(
+        "{AGENT_POLICIES}[agents.w]\nbreaker = \"llm\"\nretry = \"llm\"\ntimeout = \"llm\"\nworkers = 1000000000\nmax_pending = 1000000000\n"
+    );
     let errors = errors_of(&text);
     let located: Vec<(&str, usize)> = errors.iter().map(|(f, l, ..)| (f.as_str(), *l)).collect();
     assert_eq!(
@@ -673,7 +674,9 @@ fn workers_and_max_pending_have_upper_bounds() {
     assert_eq!(errors[0].3, "must be at most 4096, got 1000000000");
     assert_eq!(errors[1].3, "must be at most 1000000, got 1000000000");
     // The bounds themselves are accepted.
-    let text = format!("{AGENT_POLICIES}[agents.w]\nbreaker = \"llm\"\nretry = \"llm\"\ntimeout = \"llm\"\nworkers = 4096\nmax_pending = 1000000\n");
+    let text = format!(
+        "{AGENT_POLICIES}[agents.w]\nbreaker = \"llm\"\nretry = \"llm\"\ntimeout = \"llm\"\nworkers = 4096\nmax_pending = 1000000\n"
+    );
     let config = ResolvedConfig::from_toml_str(&text, "t.toml").unwrap();
     assert_eq!(config.agents["w"].workers.get(), 4096);
 }
@@ -764,11 +767,11 @@ fn a_file_over_the_size_limit_is_refused() {
     let errors = ResolvedConfig::load(&path).unwrap_err();
     assert_eq!(errors.len(), 1, "{errors}");
     let message = errors.to_string();
+    assert!(message.contains("larger than the 1 MiB limit"), "{message}");
     assert!(
-        message.contains("larger than the 1 MiB limit"),
+        message.starts_with(&path.display().to_string()),
         "{message}"
     );
-    assert!(message.starts_with(&path.display().to_string()), "{message}");
     let errors = ResolvedConfig::from_toml_str(&text, "big.toml").unwrap_err();
     assert!(errors.to_string().contains("1 MiB"), "{errors}");
 }
@@ -801,9 +804,9 @@ fn env_overrides_create_missing_system_tables() {
     )
     .unwrap_err();
     assert!(
-        errors
-            .to_string()
-            .starts_with("$RESILIENCE__SYSTEM__WORKLAOD__RATE: system.worklaod.rate: unknown field `worklaod`"),
+        errors.to_string().starts_with(
+            "$RESILIENCE__SYSTEM__WORKLAOD__RATE: system.worklaod.rate: unknown field `worklaod`"
+        ),
         "{errors}"
     );
 }

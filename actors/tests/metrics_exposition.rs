@@ -12,9 +12,10 @@ use ractor_resilience::core::breaker::BreakerSettings;
 fn every_breaker_transition_series_starts_at_zero() {
     let recorder = PrometheusBuilder::new().build_recorder();
     let text = support::paused_with_recorder(recorder, |handle| async move {
-        let breaker = BreakerActor::spawn("x", BreakerSettings::default(), BreakerOptions::default())
-            .await
-            .unwrap();
+        let breaker =
+            BreakerActor::spawn("x", BreakerSettings::default(), BreakerOptions::default())
+                .await
+                .unwrap();
         support::settle().await;
         let text = handle.render();
         breaker.stop();
@@ -46,13 +47,17 @@ fn the_library_builder_gives_task_durations_buckets() {
     metrics::with_local_recorder(&recorder, || {
         metrics::histogram!(ractor_resilience::metrics::TASK_DURATION, "agent" => "a", "outcome" => "succeeded")
             .record(0.2);
-        metrics::histogram!(ractor_resilience::metrics::AGENT_QUEUE_WAIT, "agent" => "a").record(0.01);
+        metrics::histogram!(ractor_resilience::metrics::AGENT_QUEUE_WAIT, "agent" => "a")
+            .record(0.01);
     });
     let text = handle.render();
     assert!(
         text.contains("resilience_task_duration_seconds_bucket{agent=\"a\",outcome=\"succeeded\",le=\"0.25\"} 1"),
         "{text}"
     );
-    assert!(text.contains("resilience_agent_queue_wait_seconds_bucket{"), "{text}");
+    assert!(
+        text.contains("resilience_agent_queue_wait_seconds_bucket{"),
+        "{text}"
+    );
     assert!(!text.contains("quantile="), "{text}");
 }

@@ -105,10 +105,7 @@ impl EnvOverrides {
         let mut not_utf8 = Vec::new();
         for (k, v) in vars {
             let (k, v) = (k.into(), v.into());
-            if !k
-                .as_encoded_bytes()
-                .starts_with(Self::PREFIX.as_bytes())
-            {
+            if !k.as_encoded_bytes().starts_with(Self::PREFIX.as_bytes()) {
                 continue;
             }
             match (k.into_string(), v.into_string()) {

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use ractor_resilience_core::{InvalidSettings, Ratio};
 use ractor_resilience_core::backoff::{Jitter, RetryPolicy};
 use ractor_resilience_core::breaker::BreakerSettings;
 use ractor_resilience_core::budget::BudgetSettings;
+use ractor_resilience_core::{InvalidSettings, Ratio};
 use serde::Deserialize;
 
 use super::source::{EntryError, FieldError};
@@ -48,13 +48,18 @@ impl RawBreaker {
         let mut fields: Vec<Setter<'_, B>> = Vec::new();
         match self.max_failures {
             None => {}
-            Some(CountOrOff::Off) => fields.push((&["max_failures"], Box::new(B::without_max_failures))),
+            Some(CountOrOff::Off) => {
+                fields.push((&["max_failures"], Box::new(B::without_max_failures)))
+            }
             Some(CountOrOff::On(n)) => {
                 fields.push((&["max_failures"], Box::new(move |b| b.with_max_failures(n))));
             }
         }
         if let Some(t) = self.failure_rate_threshold {
-            fields.push((&["failure_rate_threshold"], Box::new(move |b| b.with_failure_rate(t))));
+            fields.push((
+                &["failure_rate_threshold"],
+                Box::new(move |b| b.with_failure_rate(t)),
+            ));
         }
         match (self.slow_call_rate_threshold, self.slow_call_duration) {
             (Some(t), d) => fields.push((
@@ -77,15 +82,24 @@ impl RawBreaker {
                 fields.push((&["window_size"], Box::new(move |b| b.with_count_window(n))));
             }
             (None, Some(d)) => {
-                fields.push((&["window_duration"], Box::new(move |b| b.with_time_window(d))));
+                fields.push((
+                    &["window_duration"],
+                    Box::new(move |b| b.with_time_window(d)),
+                ));
             }
             (None, None) => {}
         }
         if let Some(n) = self.minimum_calls {
-            fields.push((&["minimum_calls"], Box::new(move |b| b.with_minimum_calls(n))));
+            fields.push((
+                &["minimum_calls"],
+                Box::new(move |b| b.with_minimum_calls(n)),
+            ));
         }
         if let Some(d) = self.open_duration {
-            fields.push((&["open_duration"], Box::new(move |b| b.with_open_duration(d))));
+            fields.push((
+                &["open_duration"],
+                Box::new(move |b| b.with_open_duration(d)),
+            ));
         }
         match (
             self.open_backoff_multiplier,
@@ -115,7 +129,10 @@ impl RawBreaker {
             }
         }
         if let Some(n) = self.half_open_probes {
-            fields.push((&["half_open_probes"], Box::new(move |b| b.with_half_open_probes(n))));
+            fields.push((
+                &["half_open_probes"],
+                Box::new(move |b| b.with_half_open_probes(n)),
+            ));
         }
         if let Some(n) = self.half_open_successes {
             fields.push((
@@ -205,7 +222,10 @@ impl RawRetry {
             fields.push((&["max_attempts"], Box::new(move |b| b.with_max_attempts(n))));
         }
         if let Some(d) = self.initial_delay {
-            fields.push((&["initial_delay"], Box::new(move |b| b.with_initial_delay(d))));
+            fields.push((
+                &["initial_delay"],
+                Box::new(move |b| b.with_initial_delay(d)),
+            ));
         }
         if let Some(d) = self.max_delay {
             fields.push((&["max_delay"], Box::new(move |b| b.with_max_delay(d))));
@@ -237,7 +257,10 @@ impl RawRetry {
             (JitterKind::Decorrelated, None) => Some(Jitter::Decorrelated),
         };
         if let Some(jitter) = jitter {
-            fields.push((&["jitter", "jitter_factor"], Box::new(move |b| b.with_jitter(jitter))));
+            fields.push((
+                &["jitter", "jitter_factor"],
+                Box::new(move |b| b.with_jitter(jitter)),
+            ));
         }
         build_each(RetryPolicy::builder, fields, B::build, errors)
     }

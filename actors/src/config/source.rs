@@ -381,7 +381,11 @@ mod tests {
     fn line_index_agrees_with_a_rescan_across_checkpoints() {
         let mut text = String::new();
         for i in 0..300 {
-            text.push_str(if i % 3 == 0 { "é€ = 1\n" } else { "abc = 2\n" });
+            text.push_str(if i % 3 == 0 {
+                "é€ = 1\n"
+            } else {
+                "abc = 2\n"
+            });
             text.push_str(&"x".repeat(i % 7));
         }
         let index = LineIndex::new(&text);
@@ -391,13 +395,20 @@ mod tests {
             let line = before.matches('\n').count() + 1;
             let start = before.rfind('\n').map_or(0, |i| i + 1);
             let column = before[start..].chars().count() + 1;
-            assert_eq!(index.line_column(&text, offset), (line, column), "at {offset}");
+            assert_eq!(
+                index.line_column(&text, offset),
+                (line, column),
+                "at {offset}"
+            );
         }
     }
 
     #[test]
     fn reasons_escape_control_characters_and_drop_serde_notes() {
-        assert_eq!(clean_reason("bad `\u{1b}[31m`\nnext".into()), "bad `\\u{1b}[31m`\\nnext");
+        assert_eq!(
+            clean_reason("bad `\u{1b}[31m`\nnext".into()),
+            "bad `\\u{1b}[31m`\\nnext"
+        );
         assert_eq!(
             clean_reason("invalid type: integer `1` as i128, expected a duration".into()),
             "invalid type: integer `1`, expected a duration"

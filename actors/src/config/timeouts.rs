@@ -300,8 +300,13 @@ pub(crate) fn resolve(value: &Spanned<DeValue<'_>>) -> Result<TimeoutSettings, E
             if let Some(v) = raw.granularity {
                 fields.push((&["granularity"], Box::new(move |b| b.with_granularity(v))));
             }
-            build_each(AdaptiveTimeoutSettings::builder, fields, B::build, Vec::new())
-                .map(TimeoutSettings::Adaptive)
+            build_each(
+                AdaptiveTimeoutSettings::builder,
+                fields,
+                B::build,
+                Vec::new(),
+            )
+            .map(TimeoutSettings::Adaptive)
         }
         _ => {
             let raw = RawFixed::deserialize_each_key(value)?;
