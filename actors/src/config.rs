@@ -49,7 +49,9 @@
 //! found, as [`ConfigErrors`]: each one is `path:line:column: field: reason`, with `field` the
 //! dotted key (`breakers.llm.max_failures`). Syntax errors, wrong types, unknown keys, bad
 //! durations, values the core rejects, cross-field rules and unknown policy names all have that
-//! shape. Within one section, the first mistake is reported; every section is checked.
+//! shape. Every mistake is reported: every key of a section is checked, each value the core
+//! rejects is named (the loader drops it and checks the rest again), and every section is
+//! checked. Files larger than [`MAX_CONFIG_BYTES`] (1 MiB) are refused.
 //!
 //! ```
 //! use std::time::Duration;
@@ -88,7 +90,8 @@
 //! `ResolvedConfig<X>` deserializes `[system]` into `X` (a [`SystemSection`]). `X` keeps
 //! unknown-key rejection by using `#[serde(deny_unknown_fields)]`, gets its mistakes reported
 //! with line and key like every other section, and may add rules in
-//! [`SystemSection::validate`]. The default, [`NoSystem`], accepts only an empty or absent
+//! [`SystemSection::validate`] (or [`SystemSection::validate_all`], to report every broken rule
+//! and check names of the file's other sections). The default, [`NoSystem`], accepts only an empty or absent
 //! `[system]`. One reserved table rather than arbitrary extra top-level tables keeps the
 //! "unknown section" error precise for the library's own sections.
 //!
@@ -140,11 +143,20 @@ use ractor_resilience_core::backoff::RetryPolicy;
 use ractor_resilience_core::breaker::BreakerSettings;
 use ractor_resilience_core::budget::BudgetSettings;
 
-pub use agents::{AgentConfig, DEFAULT_MAX_PENDING, DEFAULT_WORKERS};
+pub use agents::{AgentConfig, DEFAULT_MAX_PENDING, DEFAULT_WORKERS, MAX_MAX_PENDING, MAX_WORKERS};
 pub use env::EnvOverrides;
 pub use timeouts::{PerOperationTimeouts, TimeoutSettings};
 
 use crate::error::{ConfigError, ConfigErrors};
+
+/// The largest configuration file the loaders accept: 1 MiB, far above any real configuration
+/// (the profiles are a few KiB). A larger file is refused with [`ConfigError::TooLarge`]
+/// before it is parsed, and [`ResolvedConfig::load`] stops reading at the limit, so a path such
+/// as `/dev/zero` ends promptly with that error instead of exhausting memory.
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+
+/// [`MAX_CONFIG_BYTES`] as messages spell it.
+pub(crate) const MAX_CONFIG_BYTES_TEXT: &str = "1 MiB";
 
 /// The rule every section and operation name follows, as error messages state it.
 const NAME_RULE: &str =
@@ -270,7 +282,8 @@ impl<X: SystemSection> ResolvedConfig<X> {
     /// in messages.
     ///
     /// # Errors
-    /// Every mistake in the text or the overrides (see [`ConfigErrors`]).
+    /// Every mistake in the text or the overrides (see [`ConfigErrors`]);
+    /// [`ConfigError::TooLarge`] for a text longer than [`MAX_CONFIG_BYTES`].
     ///
     /// ```
     /// use ractor_resilience::config::{EnvOverrides, NoSystem, ResolvedConfig};
@@ -292,17 +305,33 @@ impl<X: SystemSection> ResolvedConfig<X> {
     /// [`EnvOverrides::from_process_env`]), and validates the result.
     ///
     /// # Errors
-    /// [`ConfigError::Read`] if it cannot be read; otherwise every mistake in it or in the
+    /// [`ConfigError::Read`] if it cannot be read, [`ConfigError::TooLarge`] if it is larger
+    /// than [`MAX_CONFIG_BYTES`] (reading stops there); otherwise every mistake in it or in the
     /// overrides. A file that is not UTF-8 is reported at its first invalid byte.
     pub fn load_with_env(
         path: impl AsRef<Path>,
         overrides: &EnvOverrides,
     ) -> Result<Self, ConfigErrors> {
+        use std::io::Read as _;
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        let read_error = |source| ConfigError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| {
+                // One byte more than the limit tells a file at the limit from a larger one.
+                file.take(MAX_CONFIG_BYTES as u64 + 1)
+                    .read_to_end(&mut bytes)
+            })
+            .map_err(read_error)?;
+        if bytes.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+            }
+            .into());
+        }
         match String::from_utf8(bytes) {
             Ok(text) => Self::from_toml_str_with_env(&text, path, overrides),
             Err(e) => {
@@ -338,6 +367,32 @@ pub trait SystemSection: serde::de::DeserializeOwned {
     fn validate(&self) -> Result<(), InvalidSettings> {
         Ok(())
     }
+
+    /// Every rule broken (the loader reports each, with its line), including rules about the
+    /// file's other sections, whose names are in `names` (a workload that names an agent,
+    /// say). This is what the loader calls; the default returns [`validate`](Self::validate)'s
+    /// error, if any. Implement it to report every mistake rather than the first.
+    fn validate_all(&self, names: &SectionNames) -> Vec<InvalidSettings> {
+        let _ = names;
+        self.validate().err().into_iter().collect()
+    }
+}
+
+/// The names of the sections of a file (valid or not), for the rules of a [`SystemSection`]
+/// that refer to them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SectionNames {
+    /// `[breakers.NAME]`.
+    pub breakers: std::collections::BTreeSet<String>,
+    /// `[retry_policies.NAME]`.
+    pub retry_policies: std::collections::BTreeSet<String>,
+    /// `[timeouts.NAME]`.
+    pub timeouts: std::collections::BTreeSet<String>,
+    /// `[budgets.NAME]`.
+    pub budgets: std::collections::BTreeSet<String>,
+    /// `[agents.NAME]`.
+    pub agents: std::collections::BTreeSet<String>,
 }
 
 /// No `[system]` settings: the table must be absent or empty.

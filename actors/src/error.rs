@@ -41,6 +41,17 @@ pub enum ConfigError {
         #[source]
         source: io::Error,
     },
+    /// The file is larger than [`MAX_CONFIG_BYTES`](crate::config::MAX_CONFIG_BYTES); it is
+    /// not parsed (and reading it stopped at the limit).
+    #[error(
+        "{}: the file is larger than the {} limit for configuration files",
+        path.display(),
+        crate::config::MAX_CONFIG_BYTES_TEXT
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
     /// A value in the file is malformed, of the wrong type, unknown, or breaks a rule.
     #[error("{}:{line}:{column}: {field}: {reason}", path.display())]
     Invalid {
@@ -80,7 +91,7 @@ impl ConfigError {
     /// ```
     pub fn field(&self) -> Option<&str> {
         match self {
-            ConfigError::Read { .. } => None,
+            ConfigError::Read { .. } | ConfigError::TooLarge { .. } => None,
             ConfigError::Invalid { field, .. } | ConfigError::Override { field, .. } => Some(field),
         }
     }
@@ -89,6 +100,10 @@ impl ConfigError {
     pub fn reason(&self) -> String {
         match self {
             ConfigError::Read { source, .. } => source.to_string(),
+            ConfigError::TooLarge { .. } => format!(
+                "the file is larger than the {} limit for configuration files",
+                crate::config::MAX_CONFIG_BYTES_TEXT
+            ),
             ConfigError::Invalid { reason, .. } | ConfigError::Override { reason, .. } => {
                 reason.clone()
             }
@@ -99,7 +114,9 @@ impl ConfigError {
     pub fn position(&self) -> Option<(usize, usize)> {
         match self {
             ConfigError::Invalid { line, column, .. } => Some((*line, *column)),
-            ConfigError::Read { .. } | ConfigError::Override { .. } => None,
+            ConfigError::Read { .. }
+            | ConfigError::TooLarge { .. }
+            | ConfigError::Override { .. } => None,
         }
     }
 }
@@ -132,7 +149,7 @@ impl ConfigErrors {
         }
         // Read errors first, then by position; overrides (no position) last, by variable.
         errors.sort_by_cached_key(|e| match e {
-            ConfigError::Read { .. } => (0, 0, 0, String::new()),
+            ConfigError::Read { .. } | ConfigError::TooLarge { .. } => (0, 0, 0, String::new()),
             ConfigError::Invalid { line, column, .. } => (1, *line, *column, String::new()),
             ConfigError::Override { var, .. } => (2, 0, 0, var.clone()),
         });

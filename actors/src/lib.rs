@@ -7,10 +7,18 @@
 //! machine each and feed it time and outcomes, and the **agent system** (the runnable example)
 //! wires them into a supervised pool.
 //!
-//! Today this crate provides:
+//! This crate provides:
+//! - [`agent`]: supervised agent pools — workers behind one bounded, CoDel-shedding queue,
+//!   each call through timeout → retry → breaker, restarted by a supervisor;
+//! - [`breaker`]: the circuit breaker actor and its cheap, cloneable handle;
+//! - [`budget`]: retry budgets that several supervisors share, and that nest;
 //! - [`config`]: TOML configuration files → validated core settings, with every mistake
 //!   reported by file, line, column and key, environment overrides, and named agents;
-//! - [`error`]: the errors of those boundaries.
+//! - [`error`]: the errors of those boundaries;
+//! - [`metrics`]: every metric recorded, by name, and a Prometheus builder with their buckets;
+//! - [`reply`]: where an answer goes — a caller's future, an RPC port, an actor, a callback;
+//! - [`task`]: tasks and their envelopes: ids, deadlines and cancellation;
+//! - [`timeout`]: the timeout actor (fixed, per-operation and adaptive deadlines).
 //!
 //! ```
 //! use ractor_resilience::config::ResolvedConfig;
@@ -42,3 +50,8 @@ pub mod timeout;
 mod timer;
 
 pub use ractor_resilience_core as core;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -138,6 +138,68 @@ impl BreakerCall {
     }
 }
 
+/// Every `(from, to)` transition the breaker state machine can take: failures open it, the
+/// open duration ends in half-open, probes close or reopen it; `force_open` and `disable` reach
+/// their state from any other, and `reset` closes it from any state (a closed breaker with a
+/// non-empty window included).
+pub const BREAKER_TRANSITION_PAIRS: [(BreakerState, BreakerState); 16] = {
+    use BreakerState::{Closed, Disabled, ForcedOpen, HalfOpen, Open};
+    [
+        (Closed, Open),
+        (Open, HalfOpen),
+        (HalfOpen, Closed),
+        (HalfOpen, Open),
+        (Closed, ForcedOpen),
+        (Open, ForcedOpen),
+        (HalfOpen, ForcedOpen),
+        (Disabled, ForcedOpen),
+        (Closed, Disabled),
+        (Open, Disabled),
+        (HalfOpen, Disabled),
+        (ForcedOpen, Disabled),
+        (Closed, Closed),
+        (Open, Closed),
+        (ForcedOpen, Closed),
+        (Disabled, Closed),
+    ]
+};
+
+/// Latency buckets, in seconds, of every histogram this crate records (their names end in
+/// `_seconds`): 1 ms … 60 s.
+pub const DURATION_BUCKETS: [f64; 16] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
+];
+
+/// A Prometheus exporter builder that renders every histogram of this crate
+/// ([`TASK_DURATION`], [`AGENT_QUEUE_WAIT`]) as a histogram with [`DURATION_BUCKETS`].
+///
+/// A bare `PrometheusBuilder::new()` renders histograms as *summaries*, which have no `_bucket`
+/// series: Grafana's `histogram_quantile(… _bucket …)` queries then return nothing. Start from
+/// this builder and add your own settings (listener, more buckets) to it.
+///
+/// ```
+/// use ractor_resilience::metrics::{TASK_DURATION, prometheus_builder};
+///
+/// let recorder = prometheus_builder().build_recorder();
+/// let handle = recorder.handle();
+/// metrics::with_local_recorder(&recorder, || {
+///     metrics::histogram!(TASK_DURATION, "agent" => "a", "outcome" => "succeeded").record(0.2);
+/// });
+/// assert!(handle.render().contains(
+///     "resilience_task_duration_seconds_bucket{agent=\"a\",outcome=\"succeeded\",le=\"0.25\"} 1"
+/// ));
+/// ```
+pub fn prometheus_builder() -> metrics_exporter_prometheus::PrometheusBuilder {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    [TASK_DURATION, AGENT_QUEUE_WAIT]
+        .into_iter()
+        .fold(PrometheusBuilder::new(), |builder, name| {
+            builder
+                .set_buckets_for_metric(Matcher::Full(name.to_owned()), &DURATION_BUCKETS)
+                .expect("DURATION_BUCKETS is not empty")
+        })
+}
+
 /// Pre-registered handles for one breaker (cheap to increment on the hot path).
 #[derive(Debug, Clone)]
 pub(crate) struct BreakerMetrics {
@@ -153,6 +215,12 @@ impl BreakerMetrics {
         let calls = BreakerCall::ALL.map(
             |o| counter!(BREAKER_CALLS, "breaker" => name.to_string(), "outcome" => o.as_str()),
         );
+        // Every transition series exists from the start, at 0: a series that first appears at
+        // 1 hides its first increment from Prometheus' `increase()` / `rate()`.
+        for (from, to) in BREAKER_TRANSITION_PAIRS {
+            counter!(BREAKER_TRANSITIONS, "breaker" => name.to_string(), "from" => from.as_str(), "to" => to.as_str())
+                .absolute(0);
+        }
         BreakerMetrics {
             name: name.clone(),
             states,

@@ -524,8 +524,8 @@ fn env_override_of_a_missing_table_or_unknown_key_is_an_error() {
 fn file_errors_and_override_errors_are_reported_together() {
     let text = "[breakers.llm]\nopen_duration = \"0s\"\n[retry_policies.r]\nmultiplier = 0.1\n";
     let errors = with_env(text, &[("RESILIENCE__BREAKERS__LLM__MAX_FAILURES", "0")]).unwrap_err();
-    // The breaker's first mistake (the override, checked first by the core) and the retry policy's.
-    assert_eq!(errors.len(), 2, "{errors}");
+    // Both of the breaker's mistakes (the file's and the override's) and the retry policy's.
+    assert_eq!(errors.len(), 3, "{errors}");
 }
 
 #[test]
@@ -654,5 +654,173 @@ fn check_never_panics(text: &str) {
             assert!(e.field().is_some_and(|f| !f.is_empty()), "{e}");
         }
         assert!(!errors.to_string().is_empty());
+    }
+}
+
+// ===== issue #13, hardening =====
+
+#[test]
+fn workers_and_max_pending_have_upper_bounds() {
+    let text = format!(
+        "{AGENT_POLICIES}[agents.w]\nbreaker = \"llm\"\nretry = \"llm\"\ntimeout = \"llm\"\nworkers = 1000000000\nmax_pending = 1000000000\n"
+    );
+    let errors = errors_of(&text);
+    let located: Vec<(&str, usize)> = errors.iter().map(|(f, l, ..)| (f.as_str(), *l)).collect();
+    assert_eq!(
+        located,
+        [("agents.w.workers", 9), ("agents.w.max_pending", 10)],
+        "{errors:#?}"
+    );
+    assert_eq!(errors[0].3, "must be at most 4096, got 1000000000");
+    assert_eq!(errors[1].3, "must be at most 1000000, got 1000000000");
+    // The bounds themselves are accepted.
+    let text = format!(
+        "{AGENT_POLICIES}[agents.w]\nbreaker = \"llm\"\nretry = \"llm\"\ntimeout = \"llm\"\nworkers = 4096\nmax_pending = 1000000\n"
+    );
+    let config = ResolvedConfig::from_toml_str(&text, "t.toml").unwrap();
+    assert_eq!(config.agents["w"].workers.get(), 4096);
+}
+
+#[test]
+fn every_invalid_adaptive_key_is_reported_with_its_line() {
+    let text = "[timeouts.t]\nkind = \"adaptive\"\nquantile = 1.5\npadding = -1.0\nmin_samples = 0\nwindow = 1\n";
+    let errors = errors_of(text);
+    let located: Vec<(&str, usize)> = errors.iter().map(|(f, l, ..)| (f.as_str(), *l)).collect();
+    assert_eq!(
+        located,
+        [
+            ("timeouts.t.quantile", 3),
+            ("timeouts.t.padding", 4),
+            ("timeouts.t.min_samples", 5),
+            ("timeouts.t.window", 6)
+        ],
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn every_invalid_breaker_and_retry_value_is_reported() {
+    let text = "[breakers.b]\nmax_failures = 0\nminimum_calls = 0\nhalf_open_probes = 0\n\
+                [retry_policies.r]\nmax_attempts = 0\nmultiplier = 0.5\n";
+    let fields: Vec<String> = errors_of(text).into_iter().map(|(f, ..)| f).collect();
+    assert_eq!(
+        fields,
+        [
+            "breakers.b.max_failures",
+            "breakers.b.minimum_calls",
+            "breakers.b.half_open_probes",
+            "retry_policies.r.max_attempts",
+            "retry_policies.r.multiplier"
+        ]
+    );
+    // A valid value is not blamed for another's mistake: `max` makes `min` valid.
+    let text = "[timeouts.t]\nkind = \"adaptive\"\nquantile = 2\nmin = \"90s\"\nmax = \"120s\"\ninitial = \"100s\"\n";
+    let fields: Vec<String> = errors_of(text).into_iter().map(|(f, ..)| f).collect();
+    assert_eq!(fields, ["timeouts.t.quantile"]);
+}
+
+/// `n` mistakes, one per line: unknown keys of one breaker.
+fn many_mistakes(n: usize) -> String {
+    let mut text = String::from("[breakers.b]\n");
+    for i in 0..n {
+        text.push_str(&format!("x{i} = 0\n"));
+    }
+    text
+}
+
+#[test]
+fn error_reporting_is_linear_in_the_number_of_errors() {
+    let time = |n: usize| {
+        let text = many_mistakes(n);
+        (0..3)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                let errors = ResolvedConfig::from_toml_str(&text, "t.toml").unwrap_err();
+                assert_eq!(errors.len(), n);
+                start.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    let small = time(5_000);
+    let large = time(40_000);
+    // Linear: ×8 errors costs about ×8; quadratic costs ×64. A generous factor for noise.
+    assert!(
+        large < small * 20 + std::time::Duration::from_millis(100),
+        "5 000 errors: {small:?}, 40 000 errors: {large:?}"
+    );
+    let errors = ResolvedConfig::from_toml_str(&many_mistakes(40_000), "t.toml").unwrap_err();
+    let last = errors.as_slice().last().unwrap();
+    assert_eq!(last.position(), Some((40_001, 1)));
+    assert_eq!(last.field(), Some("breakers.b.x39999"));
+}
+
+#[test]
+fn a_file_over_the_size_limit_is_refused() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join("config_errors_too_large.toml");
+    let mut text = String::from("[breakers.llm]\n");
+    while text.len() <= 1024 * 1024 {
+        text.push_str("# padding padding padding padding padding padding padding\n");
+    }
+    std::fs::write(&path, &text).unwrap();
+    let errors = ResolvedConfig::load(&path).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors}");
+    let message = errors.to_string();
+    assert!(message.contains("larger than the 1 MiB limit"), "{message}");
+    assert!(
+        message.starts_with(&path.display().to_string()),
+        "{message}"
+    );
+    let errors = ResolvedConfig::from_toml_str(&text, "big.toml").unwrap_err();
+    assert!(errors.to_string().contains("1 MiB"), "{errors}");
+}
+
+#[cfg(unix)]
+#[test]
+fn reading_an_endless_file_stops_at_the_size_limit() {
+    let start = std::time::Instant::now();
+    let errors = ResolvedConfig::load("/dev/zero").unwrap_err();
+    assert!(
+        errors.to_string().contains("larger than the 1 MiB limit"),
+        "{errors}"
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn env_overrides_create_missing_system_tables() {
+    let env = EnvOverrides::from_vars([("RESILIENCE__SYSTEM__WORKLOAD__RATE", "7")]);
+    let config =
+        ResolvedConfig::<DemoSystem>::from_toml_str_with_env("[breakers.b]\n", "d.toml", &env)
+            .unwrap();
+    assert_eq!(config.system.workload.rate, 7);
+    // A misspelt subtable is still an error, from [system]'s own unknown-key rule.
+    let env = EnvOverrides::from_vars([("RESILIENCE__SYSTEM__WORKLAOD__RATE", "7")]);
+    let errors = ResolvedConfig::<DemoSystem>::from_toml_str_with_env(
+        "[system.workload]\nrate = 1\n",
+        "d.toml",
+        &env,
+    )
+    .unwrap_err();
+    assert!(
+        errors.to_string().starts_with(
+            "$RESILIENCE__SYSTEM__WORKLAOD__RATE: system.worklaod.rate: unknown field `worklaod`"
+        ),
+        "{errors}"
+    );
+}
+
+#[test]
+fn huge_integers_are_reported_without_serde_internals() {
+    for text in [
+        "[breakers.b]\nmax_failures = 99999999999999999999999\n",
+        "[breakers.b]\nopen_duration = 99999999999999999999999\n",
+        "[agents.a]\nworkers = 99999999999999999999999\n",
+    ] {
+        for (_, _, _, reason) in errors_of(text) {
+            assert!(!reason.contains("as i128"), "{reason}");
+            assert!(!reason.contains("as u128"), "{reason}");
+        }
     }
 }

@@ -603,7 +603,6 @@ fn the_generated_documents_reach_deep_into_the_loader() {
 /// sequences into `check-config`'s output (the field path is escaped; the reason is not). Run
 /// with `--ignored` once reasons escape control characters.
 #[test]
-#[ignore = "known gap: reasons echo raw control characters from the file"]
 fn reasons_carry_no_control_characters() {
     let text = "[breakers.llm]\n\"\\u001b[31mred\" = 1\n";
     let errors = ResolvedConfig::from_toml_str(text, "t.toml").unwrap_err();

@@ -14,6 +14,13 @@ use super::values::{DurationOrOff, duration};
 pub const DEFAULT_WORKERS: usize = 4;
 /// Admission bound when `max_pending` is not set (this project's choice).
 pub const DEFAULT_MAX_PENDING: usize = 1000;
+/// The most workers one agent may have: 4096. Each worker is an actor with its own mailbox;
+/// far more than a machine's cores and in-flight calls, and far below where spawning them
+/// exhausts memory (a billion workers used to pass the check and abort the run).
+pub const MAX_WORKERS: usize = 4096;
+/// The largest admission bound: 1 000 000 calls queued plus in flight per agent (the queue is
+/// preallocated in part; a larger bound has no use but to turn overload into memory pressure).
+pub const MAX_MAX_PENDING: usize = 1_000_000;
 
 /// One `[agents.NAME]` section: which named policies protect the agent's calls, and how big its
 /// pool is.
@@ -52,10 +59,11 @@ pub struct AgentConfig {
     pub timeout: String,
     /// The `[budgets.NAME]` that caps its retries, if any.
     pub budget: Option<String>,
-    /// How many workers the agent's pool runs (default [`DEFAULT_WORKERS`]).
+    /// How many workers the agent's pool runs (default [`DEFAULT_WORKERS`]; 1 to
+    /// [`MAX_WORKERS`]).
     pub workers: NonZeroUsize,
     /// Admission bound: calls queued plus in flight beyond which new calls are rejected
-    /// (default [`DEFAULT_MAX_PENDING`]); at least `workers`.
+    /// (default [`DEFAULT_MAX_PENDING`]); at least `workers`, at most [`MAX_MAX_PENDING`].
     pub max_pending: NonZeroUsize,
     /// How the agent's queue sheds under sustained overload (`queue_target`, `queue_interval`,
     /// `adaptive_lifo`; default [`CodelSettings::default`]); `None` with `queue_target = "off"`:
@@ -120,23 +128,40 @@ impl RawAgent {
             ))
             .map(Some),
         };
-        let workers = NonZeroUsize::new(self.workers.unwrap_or(DEFAULT_WORKERS));
-        if workers.is_none() {
-            errors.push(FieldError::new("workers", "must be at least 1"));
-        }
-        let max_pending = self.max_pending.unwrap_or(DEFAULT_MAX_PENDING);
-        let max_pending =
-            NonZeroUsize::new(max_pending).filter(|m| workers.is_none_or(|w| *m >= w));
-        if max_pending.is_none() {
-            let workers = workers.map_or(0, NonZeroUsize::get);
+        let workers = self.workers.unwrap_or(DEFAULT_WORKERS);
+        let workers = if workers > MAX_WORKERS {
+            errors.push(FieldError::new(
+                "workers",
+                format!("must be at most {MAX_WORKERS}, got {workers}"),
+            ));
+            None
+        } else {
+            let w = NonZeroUsize::new(workers);
+            if w.is_none() {
+                errors.push(FieldError::new("workers", "must be at least 1"));
+            }
+            w
+        };
+        let given = self.max_pending.unwrap_or(DEFAULT_MAX_PENDING);
+        let max_pending = if given > MAX_MAX_PENDING {
             errors.push(FieldError::new(
                 "max_pending",
-                format!(
-                    "must be at least workers ({workers}) so every worker can be busy, got {}",
-                    self.max_pending.unwrap_or(DEFAULT_MAX_PENDING)
-                ),
+                format!("must be at most {MAX_MAX_PENDING}, got {given}"),
             ));
-        }
+            None
+        } else {
+            let m = NonZeroUsize::new(given).filter(|m| workers.is_none_or(|w| *m >= w));
+            if m.is_none() {
+                let workers = workers.map_or(0, NonZeroUsize::get);
+                errors.push(FieldError::new(
+                    "max_pending",
+                    format!(
+                        "must be at least workers ({workers}) so every worker can be busy, got {given}"
+                    ),
+                ));
+            }
+            m
+        };
         let queue = match self.queue_target {
             Some(DurationOrOff::Off) => {
                 for (key, given) in [

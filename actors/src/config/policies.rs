@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use ractor_resilience_core::Ratio;
 use ractor_resilience_core::backoff::{Jitter, RetryPolicy};
 use ractor_resilience_core::breaker::BreakerSettings;
 use ractor_resilience_core::budget::BudgetSettings;
+use ractor_resilience_core::{InvalidSettings, Ratio};
 use serde::Deserialize;
 
 use super::source::{EntryError, FieldError};
@@ -43,89 +43,148 @@ pub(crate) struct RawBreaker {
 
 impl RawBreaker {
     pub(crate) fn resolve(self) -> Result<BreakerSettings, EntryError> {
-        let mut b = BreakerSettings::builder();
-        b = match self.max_failures {
-            None => b,
-            Some(CountOrOff::Off) => b.without_max_failures(),
-            Some(CountOrOff::On(n)) => b.with_max_failures(n),
-        };
+        type B = ractor_resilience_core::breaker::BreakerSettingsBuilder;
+        let mut errors = Vec::new();
+        let mut fields: Vec<Setter<'_, B>> = Vec::new();
+        match self.max_failures {
+            None => {}
+            Some(CountOrOff::Off) => {
+                fields.push((&["max_failures"], Box::new(B::without_max_failures)))
+            }
+            Some(CountOrOff::On(n)) => {
+                fields.push((&["max_failures"], Box::new(move |b| b.with_max_failures(n))));
+            }
+        }
         if let Some(t) = self.failure_rate_threshold {
-            b = b.with_failure_rate(t);
+            fields.push((
+                &["failure_rate_threshold"],
+                Box::new(move |b| b.with_failure_rate(t)),
+            ));
         }
         match (self.slow_call_rate_threshold, self.slow_call_duration) {
-            (Some(t), d) => b = b.with_slow_calls(t, d.unwrap_or(DEFAULT_SLOW_CALL_DURATION)),
-            (None, Some(_)) => {
-                return Err(FieldError::new(
-                    "slow_call_duration",
-                    "has no effect without slow_call_rate_threshold",
-                )
-                .into());
-            }
+            (Some(t), d) => fields.push((
+                &["slow_call_rate_threshold", "slow_call_duration"],
+                Box::new(move |b| b.with_slow_calls(t, d.unwrap_or(DEFAULT_SLOW_CALL_DURATION))),
+            )),
+            (None, Some(_)) => errors.push(FieldError::new(
+                "slow_call_duration",
+                "has no effect without slow_call_rate_threshold",
+            )),
             (None, None) => {}
         }
         match (self.window_size, self.window_duration) {
-            (Some(_), Some(_)) => {
-                return Err(FieldError::new(
-                    "window_duration",
-                    "conflicts with window_size: set window_size for a count-based window or \
-                     window_duration for a time-based one, not both",
-                )
-                .into());
+            (Some(_), Some(_)) => errors.push(FieldError::new(
+                "window_duration",
+                "conflicts with window_size: set window_size for a count-based window or \
+                 window_duration for a time-based one, not both",
+            )),
+            (Some(n), None) => {
+                fields.push((&["window_size"], Box::new(move |b| b.with_count_window(n))));
             }
-            (Some(n), None) => b = b.with_count_window(n),
-            (None, Some(d)) => b = b.with_time_window(d),
+            (None, Some(d)) => {
+                fields.push((
+                    &["window_duration"],
+                    Box::new(move |b| b.with_time_window(d)),
+                ));
+            }
             (None, None) => {}
         }
         if let Some(n) = self.minimum_calls {
-            b = b.with_minimum_calls(n);
+            fields.push((
+                &["minimum_calls"],
+                Box::new(move |b| b.with_minimum_calls(n)),
+            ));
         }
         if let Some(d) = self.open_duration {
-            b = b.with_open_duration(d);
+            fields.push((
+                &["open_duration"],
+                Box::new(move |b| b.with_open_duration(d)),
+            ));
         }
         match (
             self.open_backoff_multiplier,
             self.max_open_duration,
             self.open_jitter,
         ) {
-            (Some(multiplier), Some(max), jitter) => {
-                b = b.with_open_backoff(multiplier, max, jitter.unwrap_or(0.0));
-            }
-            (Some(_), None, _) => {
-                return Err(FieldError::new(
-                    "max_open_duration",
-                    "is required when open_backoff_multiplier is set (the cap of the growing open duration)",
-                )
-                .into());
-            }
+            (Some(multiplier), Some(max), jitter) => fields.push((
+                &["open_backoff_multiplier", "max_open_duration", "open_jitter"],
+                Box::new(move |b| b.with_open_backoff(multiplier, max, jitter.unwrap_or(0.0))),
+            )),
+            (Some(_), None, _) => errors.push(FieldError::new(
+                "max_open_duration",
+                "is required when open_backoff_multiplier is set (the cap of the growing open duration)",
+            )),
             (None, max, jitter) => {
-                let stray = if max.is_some() {
-                    Some("max_open_duration")
-                } else if jitter.is_some() {
-                    Some("open_jitter")
-                } else {
-                    None
-                };
-                if let Some(key) = stray {
-                    return Err(FieldError::new(
-                        key,
-                        "has no effect without open_backoff_multiplier",
-                    )
-                    .into());
+                for (key, given) in [
+                    ("max_open_duration", max.is_some()),
+                    ("open_jitter", jitter.is_some()),
+                ] {
+                    if given {
+                        errors.push(FieldError::new(
+                            key,
+                            "has no effect without open_backoff_multiplier",
+                        ));
+                    }
                 }
             }
         }
         if let Some(n) = self.half_open_probes {
-            b = b.with_half_open_probes(n);
+            fields.push((
+                &["half_open_probes"],
+                Box::new(move |b| b.with_half_open_probes(n)),
+            ));
         }
         if let Some(n) = self.half_open_successes {
-            b = b.with_half_open_successes(n);
+            fields.push((
+                &["half_open_successes"],
+                Box::new(move |b| b.with_half_open_successes(n)),
+            ));
         }
         match self.half_open_max_wait {
             None => {}
-            Some(DurationOrOff::Off) => b = b.with_half_open_max_wait(None),
-            Some(DurationOrOff::On(d)) => b = b.with_half_open_max_wait(Some(d)),
+            Some(DurationOrOff::Off) => fields.push((
+                &["half_open_max_wait"],
+                Box::new(|b| b.with_half_open_max_wait(None)),
+            )),
+            Some(DurationOrOff::On(d)) => fields.push((
+                &["half_open_max_wait"],
+                Box::new(move |b| b.with_half_open_max_wait(Some(d))),
+            )),
         }
-        Ok(b.build()?)
+        build_each(BreakerSettings::builder, fields, B::build, errors)
+    }
+}
+
+/// One field (or fields set together) of a core builder, as given in the file: the keys it
+/// sets and how it sets them.
+pub(crate) type Setter<'a, B> = (&'static [&'static str], Box<dyn Fn(B) -> B + 'a>);
+
+/// Builds with every given field; when the core names one of them as invalid, records the
+/// mistake, drops that field and builds again — so every invalid field is reported (the core's
+/// builders stop at the first), and each is checked against the *other* values of the file, not
+/// against defaults. `errors` are mistakes found before building (cross-field rules of ours);
+/// with any, the result is `Err` even if the build succeeds.
+pub(crate) fn build_each<B, T>(
+    new: impl Fn() -> B,
+    mut fields: Vec<Setter<'_, B>>,
+    build: impl Fn(B) -> Result<T, InvalidSettings>,
+    mut errors: Vec<FieldError>,
+) -> Result<T, EntryError> {
+    loop {
+        let builder = fields.iter().fold(new(), |b, (_, set)| set(b));
+        match build(builder) {
+            Ok(v) if errors.is_empty() => return Ok(v),
+            Ok(_) => return Err(EntryError::Field(errors)),
+            Err(e) => {
+                let given = fields.iter().position(|(keys, _)| keys.contains(&e.field));
+                errors.push(e.into());
+                match given {
+                    Some(i) => drop(fields.remove(i)),
+                    // A rule about a default value: nothing to drop, nothing more to learn.
+                    None => return Err(EntryError::Field(errors)),
+                }
+            }
+        }
     }
 }
 
@@ -156,38 +215,54 @@ pub(crate) struct RawRetry {
 
 impl RawRetry {
     pub(crate) fn resolve(self) -> Result<RetryPolicy, EntryError> {
-        let mut b = RetryPolicy::builder();
+        type B = ractor_resilience_core::backoff::RetryPolicyBuilder;
+        let mut errors = Vec::new();
+        let mut fields: Vec<Setter<'_, B>> = Vec::new();
         if let Some(n) = self.max_attempts {
-            b = b.with_max_attempts(n);
+            fields.push((&["max_attempts"], Box::new(move |b| b.with_max_attempts(n))));
         }
         if let Some(d) = self.initial_delay {
-            b = b.with_initial_delay(d);
+            fields.push((
+                &["initial_delay"],
+                Box::new(move |b| b.with_initial_delay(d)),
+            ));
         }
         if let Some(d) = self.max_delay {
-            b = b.with_max_delay(d);
+            fields.push((&["max_delay"], Box::new(move |b| b.with_max_delay(d))));
         }
         if let Some(m) = self.multiplier {
-            b = b.with_multiplier(m);
+            fields.push((&["multiplier"], Box::new(move |b| b.with_multiplier(m))));
         }
         let kind = self.jitter.unwrap_or(JitterKind::Proportional);
         let jitter = match (kind, self.jitter_factor) {
-            (JitterKind::Proportional, factor) => Jitter::Proportional(Ratio::new(
-                "jitter_factor",
-                factor.unwrap_or(DEFAULT_JITTER_FACTOR),
-            )?),
+            (JitterKind::Proportional, factor) => {
+                match Ratio::new("jitter_factor", factor.unwrap_or(DEFAULT_JITTER_FACTOR)) {
+                    Ok(r) => Some(Jitter::Proportional(r)),
+                    Err(e) => {
+                        errors.push(e.into());
+                        None
+                    }
+                }
+            }
             (_, Some(_)) => {
-                return Err(FieldError::new(
+                errors.push(FieldError::new(
                     "jitter_factor",
                     "is only used with jitter = \"proportional\"",
-                )
-                .into());
+                ));
+                None
             }
-            (JitterKind::None, None) => Jitter::None,
-            (JitterKind::Full, None) => Jitter::Full,
-            (JitterKind::Equal, None) => Jitter::Equal,
-            (JitterKind::Decorrelated, None) => Jitter::Decorrelated,
+            (JitterKind::None, None) => Some(Jitter::None),
+            (JitterKind::Full, None) => Some(Jitter::Full),
+            (JitterKind::Equal, None) => Some(Jitter::Equal),
+            (JitterKind::Decorrelated, None) => Some(Jitter::Decorrelated),
         };
-        Ok(b.with_jitter(jitter).build()?)
+        if let Some(jitter) = jitter {
+            fields.push((
+                &["jitter", "jitter_factor"],
+                Box::new(move |b| b.with_jitter(jitter)),
+            ));
+        }
+        build_each(RetryPolicy::builder, fields, B::build, errors)
     }
 }
 
@@ -203,11 +278,23 @@ pub(crate) struct RawBudget {
 
 impl RawBudget {
     pub(crate) fn resolve(self) -> Result<BudgetSettings, EntryError> {
+        type B = (Duration, u32, f64);
+        let mut fields: Vec<Setter<'_, B>> = Vec::new();
+        if let Some(ttl) = self.ttl {
+            fields.push((&["ttl"], Box::new(move |b: B| (ttl, b.1, b.2))));
+        }
+        if let Some(n) = self.min_per_second {
+            fields.push((&["min_per_second"], Box::new(move |b: B| (b.0, n, b.2))));
+        }
+        if let Some(p) = self.retry_percent {
+            fields.push((&["retry_percent"], Box::new(move |b: B| (b.0, b.1, p))));
+        }
         let d = BudgetSettings::default();
-        Ok(BudgetSettings::new(
-            self.ttl.unwrap_or(d.ttl()),
-            self.min_per_second.unwrap_or(d.min_per_second()),
-            self.retry_percent.unwrap_or(d.retry_percent()),
-        )?)
+        build_each(
+            || (d.ttl(), d.min_per_second(), d.retry_percent()),
+            fields,
+            |(ttl, min, percent)| BudgetSettings::new(ttl, min, percent),
+            Vec::new(),
+        )
     }
 }

@@ -9,7 +9,10 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::agents::{Known, RawAgent};
 use super::policies::{RawBreaker, RawBudget, RawRetry};
 use super::source::{EntryError, FieldError, Source, as_table, dotted, empty_table, path_of_span};
-use super::{EnvOverrides, NAME_RULE, ResolvedConfig, SystemSection, env, is_valid_name, timeouts};
+use super::{
+    EnvOverrides, NAME_RULE, ResolvedConfig, SectionNames, SystemSection, env, is_valid_name,
+    timeouts,
+};
 use crate::error::{ConfigError, ConfigErrors};
 
 /// The top-level tables a file may have.
@@ -27,6 +30,12 @@ pub(crate) fn resolve<X: SystemSection>(
     path: &Path,
     overrides: &EnvOverrides,
 ) -> Result<ResolvedConfig<X>, ConfigErrors> {
+    if text.len() > super::MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+        }
+        .into());
+    }
     let mut src = Source::new(text, path);
     let (doc, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
@@ -84,10 +93,18 @@ pub(crate) fn resolve<X: SystemSection>(
     let budgets = section(&doc, "budgets", &mut src, &mut known.budgets, |v| {
         RawBudget::deserialize_each_key(v)?.resolve()
     });
-    let agents = section(&doc, "agents", &mut src, &mut BTreeSet::new(), |v| {
+    let mut agent_names = BTreeSet::new();
+    let agents = section(&doc, "agents", &mut src, &mut agent_names, |v| {
         RawAgent::deserialize_each_key(v)?.resolve(&known)
     });
-    let system = resolve_system::<X>(&doc, &mut src);
+    let names = SectionNames {
+        breakers: known.breakers,
+        retry_policies: known.retry_policies,
+        timeouts: known.timeouts,
+        budgets: known.budgets,
+        agents: agent_names,
+    };
+    let system = resolve_system::<X>(&doc, &mut src, &names);
 
     match system {
         Some(system) if !src.has_errors() => Ok(ResolvedConfig {
@@ -136,15 +153,22 @@ pub(crate) trait DeserializeFrom: serde::de::DeserializeOwned {
         for (k, v) in as_table(value).into_iter().flat_map(|t| t.iter()) {
             let mut one = DeTable::new();
             one.insert(k.clone(), v.clone());
-            if let Err(e) = Self::deserialize_from(&Spanned::new(value.span(), DeValue::Table(one)))
-            {
-                errors.push(e);
+            let one = Spanned::new(value.span(), DeValue::Table(one));
+            if let Err(e) = Self::deserialize_from(&one) {
+                // Located in the one-key table, not the whole entry: the cost of a mistake
+                // does not grow with the number of keys (or of mistakes).
+                let span = e.span().unwrap_or_else(|| v.span());
+                errors.push(FieldError {
+                    key: path_of_span(&one, &span),
+                    reason: e.message().to_owned(),
+                    span: Some(span),
+                });
             }
         }
         if errors.is_empty() {
-            errors.push(first);
+            return Err(EntryError::Toml(vec![first]));
         }
-        Err(EntryError::Toml(errors))
+        Err(EntryError::Field(errors))
     }
 }
 
@@ -195,7 +219,11 @@ fn section<T>(
 }
 
 /// The `[system]` table (absent: an empty one), deserialized and checked by `X`.
-fn resolve_system<X: SystemSection>(doc: &DeTable<'_>, src: &mut Source<'_>) -> Option<X> {
+fn resolve_system<X: SystemSection>(
+    doc: &DeTable<'_>,
+    src: &mut Source<'_>,
+    names: &SectionNames,
+) -> Option<X> {
     let empty = empty_table();
     let value = doc.get("system").unwrap_or(&empty);
     let prefix = ["system".to_owned()];
@@ -206,11 +234,11 @@ fn resolve_system<X: SystemSection>(doc: &DeTable<'_>, src: &mut Source<'_>) -> 
             return None;
         }
     };
-    match system.validate() {
-        Ok(()) => Some(system),
-        Err(e) => {
-            src.report_entry(&prefix, value, EntryError::Field(vec![FieldError::from(e)]));
-            None
-        }
+    let errors = system.validate_all(names);
+    if errors.is_empty() {
+        return Some(system);
     }
+    let errors = errors.into_iter().map(FieldError::from).collect();
+    src.report_entry(&prefix, value, EntryError::Field(errors));
+    None
 }

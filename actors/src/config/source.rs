@@ -24,6 +24,8 @@ use crate::error::ConfigError;
 pub(crate) struct FieldError {
     pub(crate) key: Vec<String>,
     pub(crate) reason: String,
+    /// Where exactly, when known (a serde error's span); otherwise the span of `key`'s value.
+    pub(crate) span: Option<Range<usize>>,
 }
 
 impl FieldError {
@@ -31,6 +33,7 @@ impl FieldError {
         Self {
             key: split_key(key),
             reason: reason.into(),
+            span: None,
         }
     }
 }
@@ -40,6 +43,7 @@ impl From<InvalidSettings> for FieldError {
         Self {
             key: split_key(e.field),
             reason: e.reason,
+            span: None,
         }
     }
 }
@@ -83,6 +87,8 @@ impl From<InvalidSettings> for EntryError {
 pub(crate) struct Source<'a> {
     text: &'a str,
     path: &'a Path,
+    /// Line starts, built once, so that each mistake is located in logarithmic time.
+    lines: LineIndex,
     /// `(variable, dotted key)` of each applied override; override `i` has the synthetic span
     /// `text.len() + 1 + i`.
     overrides: Vec<(String, String)>,
@@ -94,6 +100,7 @@ impl<'a> Source<'a> {
         Self {
             text,
             path,
+            lines: LineIndex::new(text),
             overrides: Vec::new(),
             errors: Vec::new(),
         }
@@ -109,7 +116,7 @@ impl<'a> Source<'a> {
     /// Records a mistake at `span` about `field` (a dotted path). A synthetic span means the
     /// value came from an override: the mistake names its variable and the key it sets.
     pub(crate) fn report(&mut self, span: Range<usize>, field: String, reason: impl Into<String>) {
-        let reason = reason.into();
+        let reason = clean_reason(reason.into());
         let error = match span.start.checked_sub(self.text.len() + 1) {
             Some(i) if i < self.overrides.len() => {
                 let (var, key) = &self.overrides[i];
@@ -120,7 +127,7 @@ impl<'a> Source<'a> {
                 }
             }
             _ => {
-                let (line, column) = line_column(self.text, span.start);
+                let (line, column) = self.lines.line_column(self.text, span.start);
                 ConfigError::Invalid {
                     path: self.path.to_owned(),
                     line,
@@ -138,7 +145,7 @@ impl<'a> Source<'a> {
         self.errors.push(ConfigError::Override {
             var: var.to_owned(),
             field,
-            reason: reason.into(),
+            reason: clean_reason(reason.into()),
         });
     }
 
@@ -160,7 +167,7 @@ impl<'a> Source<'a> {
             }
             EntryError::Field(errors) => {
                 for e in errors {
-                    let span = span_of_key(value, &e.key);
+                    let span = e.span.unwrap_or_else(|| span_of_key(value, &e.key));
                     let mut key = prefix.to_vec();
                     key.extend(e.key);
                     self.report(span, dotted(&key), e.reason);
@@ -179,17 +186,95 @@ impl<'a> Source<'a> {
     }
 }
 
-/// 1-based line and column (in characters) of byte `offset`; clamps past the end.
-pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+/// A reason as messages show it: control characters escaped (a file must not be able to put
+/// terminal escape sequences into `check-config`'s output, nor break the one-mistake-per-line
+/// format), and serde's internal `as i128` / `as u128` notes on huge integers dropped.
+pub(crate) fn clean_reason(reason: String) -> String {
+    let reason = if reason.contains(" as i128`") || reason.contains(" as u128`") {
+        reason
+            .replace("` as i128,", "`,")
+            .replace("` as u128,", "`,")
+    } else {
+        reason.replace("` as i128", "`").replace("` as u128", "`")
+    };
+    if !reason.chars().any(char::is_control) {
+        return reason;
+    }
+    let mut out = String::with_capacity(reason.len() + 8);
+    for c in reason.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Bytes between two checkpoints of [`LineIndex`]'s character counts.
+const CHAR_STEP: usize = 256;
+
+/// Where each line starts, and character counts at regular byte offsets: locating a mistake
+/// costs a binary search and at most [`CHAR_STEP`] bytes of counting, never a rescan of the
+/// text (which made reporting quadratic in the number of mistakes).
+#[derive(Debug)]
+pub(crate) struct LineIndex {
+    /// Byte offset of the start of each line; `[0]` is 0.
+    starts: Vec<usize>,
+    /// `(byte offset, characters before it)` at the char boundary at or below `i * CHAR_STEP`.
+    marks: Vec<(usize, usize)>,
+}
+
+impl LineIndex {
+    pub(crate) fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        let mut marks = Vec::with_capacity(text.len() / CHAR_STEP + 1);
+        let (mut at, mut chars) = (0, 0);
+        for k in 0..=text.len() / CHAR_STEP {
+            let target = floor_boundary(text, k * CHAR_STEP);
+            chars += text[at..target].chars().count();
+            at = target;
+            marks.push((at, chars));
+        }
+        Self { starts, marks }
+    }
+
+    /// Characters in `text[..offset]` (`offset` a char boundary).
+    fn chars_before(&self, text: &str, offset: usize) -> usize {
+        let (at, chars) = self.marks[offset / CHAR_STEP];
+        chars + text[at..offset].chars().count()
+    }
+
+    /// 1-based line and column (in characters) of byte `offset` of `text` (the text the index
+    /// was built from); clamps past the end.
+    pub(crate) fn line_column(&self, text: &str, offset: usize) -> (usize, usize) {
+        let offset = floor_boundary(text, offset);
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts[line - 1];
+        let column = self.chars_before(text, offset) - self.chars_before(text, start) + 1;
+        (line, column)
+    }
+}
+
+/// The largest char boundary of `text` at or below `offset` (clamped to the end).
+fn floor_boundary(text: &str, offset: usize) -> usize {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;
     }
-    let before = &text[..offset];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = before.matches('\n').count() + 1;
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
+    offset
+}
+
+/// 1-based line and column (in characters) of byte `offset`; clamps past the end. For one
+/// lookup; [`Source`] keeps a [`LineIndex`] for many.
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    LineIndex::new(text).line_column(text, offset)
 }
 
 /// The key path (relative to `root`) of the deepest key or value whose span is `span` or,
@@ -290,6 +375,44 @@ mod tests {
         assert_eq!(line_column(text, 7), (2, 1)); // inside a character: its start
         assert_eq!(line_column(text, 999), (3, 1));
         assert_eq!(line_column("", 5), (1, 1));
+    }
+
+    #[test]
+    fn line_index_agrees_with_a_rescan_across_checkpoints() {
+        let mut text = String::new();
+        for i in 0..300 {
+            text.push_str(if i % 3 == 0 {
+                "é€ = 1\n"
+            } else {
+                "abc = 2\n"
+            });
+            text.push_str(&"x".repeat(i % 7));
+        }
+        let index = LineIndex::new(&text);
+        for offset in 0..=text.len() + 3 {
+            let o = floor_boundary(&text, offset);
+            let before = &text[..o];
+            let line = before.matches('\n').count() + 1;
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before[start..].chars().count() + 1;
+            assert_eq!(
+                index.line_column(&text, offset),
+                (line, column),
+                "at {offset}"
+            );
+        }
+    }
+
+    #[test]
+    fn reasons_escape_control_characters_and_drop_serde_notes() {
+        assert_eq!(
+            clean_reason("bad `\u{1b}[31m`\nnext".into()),
+            "bad `\\u{1b}[31m`\\nnext"
+        );
+        assert_eq!(
+            clean_reason("invalid type: integer `1` as i128, expected a duration".into()),
+            "invalid type: integer `1`, expected a duration"
+        );
     }
 
     #[test]

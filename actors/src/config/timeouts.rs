@@ -5,12 +5,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ractor_resilience_core::InvalidSettings;
-use ractor_resilience_core::estimator::{AdaptiveTimeoutSettings, EstimatorMode};
+use ractor_resilience_core::estimator::{
+    AdaptiveTimeoutSettings, AdaptiveTimeoutSettingsBuilder, EstimatorMode,
+};
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
 use super::is_valid_name;
+use super::policies::{Setter, build_each};
 use super::resolve::DeserializeFrom;
 use super::source::{EntryError, FieldError, as_table};
 use super::values::duration;
@@ -261,41 +264,49 @@ pub(crate) fn resolve(value: &Spanned<DeValue<'_>>) -> Result<TimeoutSettings, E
                 t = t.with_operation(name, timeout).map_err(|e| FieldError {
                     key,
                     reason: e.reason,
+                    span: None,
                 })?;
             }
             Ok(TimeoutSettings::PerOperation(t))
         }
         "adaptive" => {
             let raw = RawAdaptive::deserialize_each_key(value)?;
-            let mut b = AdaptiveTimeoutSettings::builder();
+            type B = AdaptiveTimeoutSettingsBuilder;
+            let mut fields: Vec<Setter<'_, B>> = Vec::new();
             if let Some(v) = raw.mode {
-                b = b.with_mode(v);
+                fields.push((&["mode"], Box::new(move |b| b.with_mode(v))));
             }
             if let Some(v) = raw.initial {
-                b = b.with_initial(v);
+                fields.push((&["initial"], Box::new(move |b| b.with_initial(v))));
             }
             if let Some(v) = raw.quantile {
-                b = b.with_quantile(v);
+                fields.push((&["quantile"], Box::new(move |b| b.with_quantile(v))));
             }
             if let Some(v) = raw.padding {
-                b = b.with_padding(v);
+                fields.push((&["padding"], Box::new(move |b| b.with_padding(v))));
             }
             if let Some(v) = raw.min {
-                b = b.with_min(v);
+                fields.push((&["min"], Box::new(move |b| b.with_min(v))));
             }
             if let Some(v) = raw.max {
-                b = b.with_max(v);
+                fields.push((&["max"], Box::new(move |b| b.with_max(v))));
             }
             if let Some(v) = raw.min_samples {
-                b = b.with_min_samples(v);
+                fields.push((&["min_samples"], Box::new(move |b| b.with_min_samples(v))));
             }
             if let Some(v) = raw.window {
-                b = b.with_window(v);
+                fields.push((&["window"], Box::new(move |b| b.with_window(v))));
             }
             if let Some(v) = raw.granularity {
-                b = b.with_granularity(v);
+                fields.push((&["granularity"], Box::new(move |b| b.with_granularity(v))));
             }
-            Ok(TimeoutSettings::Adaptive(b.build()?))
+            build_each(
+                AdaptiveTimeoutSettings::builder,
+                fields,
+                B::build,
+                Vec::new(),
+            )
+            .map(TimeoutSettings::Adaptive)
         }
         _ => {
             let raw = RawFixed::deserialize_each_key(value)?;

@@ -31,6 +31,18 @@ impl<'de> serde::Deserialize<'de> for CountOrOff {
                     .map(CountOrOff::On)
                     .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
             }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<CountOrOff, E> {
+                Err(E::invalid_value(
+                    Unexpected::Other(&format!("integer `{v}`")),
+                    &self,
+                ))
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<CountOrOff, E> {
+                Err(E::invalid_value(
+                    Unexpected::Other(&format!("integer `{v}`")),
+                    &self,
+                ))
+            }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<CountOrOff, E> {
                 if v == "off" {
                     Ok(CountOrOff::Off)

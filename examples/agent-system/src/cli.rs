@@ -45,7 +45,8 @@ pub struct RunArgs {
     /// Configuration file (default: the embedded config/development.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// How long to drive the workload, e.g. "30s", "5m".
+    /// How long to drive the workload, e.g. "30s", "5m" (same rule as `system.duration`:
+    /// more than zero, at most 100 years).
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Where to serve /metrics and /health, e.g. 127.0.0.1:9000.
@@ -68,7 +69,8 @@ pub struct SimulateArgs {
     /// Configuration file (default: the embedded config/development.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// How much simulated time to drive the workload, e.g. "1h".
+    /// How much simulated time to drive the workload, e.g. "1h" (same rule as
+    /// `system.duration`: more than zero, at most 100 years).
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Write the final report as JSON to this file.
@@ -79,8 +81,12 @@ pub struct SimulateArgs {
     pub seed: Option<u64>,
 }
 
+/// `--duration`: parsed, then held to the rule of `system.duration` in files
+/// ([`check_run_duration`](crate::settings::check_run_duration)); clap names the flag.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+    let d = humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+    crate::settings::check_run_duration(d)?;
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -113,5 +119,21 @@ mod tests {
         };
         assert_eq!(args.duration, Some(Duration::from_secs(90)));
         assert_eq!(args.metrics_addr, Some("127.0.0.1:9000".parse().unwrap()));
+    }
+
+    #[test]
+    fn duration_flag_follows_the_rule_of_the_file() {
+        for (flag, reason) in [
+            ("0s", "must be greater than zero"),
+            ("200years", "must be at most 100years"),
+        ] {
+            for sub in ["run", "simulate"] {
+                let e = Cli::try_parse_from(["agent-system", sub, "--duration", flag]).unwrap_err();
+                let text = e.to_string();
+                assert!(text.contains("--duration"), "{text}");
+                assert!(text.contains(reason), "{text}");
+                assert_eq!(e.exit_code(), 2);
+            }
+        }
     }
 }

@@ -13,15 +13,13 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusHandle};
 use ractor_resilience::breaker::BreakerHandle;
 use ractor_resilience::core::breaker::BreakerState;
 use tokio::net::TcpListener;
 
-/// Latency buckets, seconds: 1 ms … 60 s.
-pub const DURATION_BUCKETS: [f64; 16] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
-];
+/// Latency buckets, seconds: 1 ms … 60 s (the library's).
+pub const DURATION_BUCKETS: [f64; 16] = ractor_resilience::metrics::DURATION_BUCKETS;
 
 /// Installs the Prometheus recorder as the process's global `metrics` recorder (once) and
 /// returns its handle. Histograms get [`DURATION_BUCKETS`], never summaries.
@@ -29,7 +27,9 @@ pub const DURATION_BUCKETS: [f64; 16] = [
 /// # Errors
 /// If another global recorder is already installed.
 pub fn install_recorder() -> Result<PrometheusHandle, String> {
-    let recorder = PrometheusBuilder::new()
+    // The library's builder gives its histograms buckets; `_seconds` histograms of our own get
+    // the same ones.
+    let recorder = ractor_resilience::metrics::prometheus_builder()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &DURATION_BUCKETS)
         .map_err(|e| e.to_string())?
         .build_recorder();
