@@ -4,15 +4,11 @@
 //! Label values come only from configuration names (validated at load to `[a-z0-9_-]{1,64}`) and
 //! fixed enums, never from task data, so the number of series is bounded by the configuration.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-
-use metrics::{
-    Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
-    gauge, histogram,
-};
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use ractor_resilience_core::breaker::BreakerState;
+
+mod handles;
+pub(crate) use handles::{AgentMetrics, BreakerMetrics, TimeoutMetrics};
 
 /// `resilience_circuit_breaker_state{breaker, state}`: 1 for the current state, 0 for the others.
 pub const BREAKER_STATE: &str = "resilience_circuit_breaker_state";
@@ -200,52 +196,6 @@ pub fn prometheus_builder() -> metrics_exporter_prometheus::PrometheusBuilder {
         })
 }
 
-/// Pre-registered handles for one breaker (cheap to increment on the hot path).
-#[derive(Debug, Clone)]
-pub(crate) struct BreakerMetrics {
-    name: Arc<str>,
-    states: [Gauge; 5],
-    calls: [Counter; 5],
-}
-
-impl BreakerMetrics {
-    pub(crate) fn new(name: &Arc<str>) -> Self {
-        let states = BreakerState::ALL
-            .map(|s| gauge!(BREAKER_STATE, "breaker" => name.to_string(), "state" => s.as_str()));
-        let calls = BreakerCall::ALL.map(
-            |o| counter!(BREAKER_CALLS, "breaker" => name.to_string(), "outcome" => o.as_str()),
-        );
-        // Every transition series exists from the start, at 0: a series that first appears at
-        // 1 hides its first increment from Prometheus' `increase()` / `rate()`.
-        for (from, to) in BREAKER_TRANSITION_PAIRS {
-            counter!(BREAKER_TRANSITIONS, "breaker" => name.to_string(), "from" => from.as_str(), "to" => to.as_str())
-                .absolute(0);
-        }
-        BreakerMetrics {
-            name: name.clone(),
-            states,
-            calls,
-        }
-    }
-
-    /// Sets the state gauges so that exactly `state` is 1.
-    pub(crate) fn state(&self, state: BreakerState) {
-        for (s, g) in BreakerState::ALL.iter().zip(&self.states) {
-            g.set(if *s == state { 1.0 } else { 0.0 });
-        }
-    }
-
-    pub(crate) fn call(&self, outcome: BreakerCall) {
-        self.calls[outcome as usize].increment(1);
-    }
-
-    pub(crate) fn transition(&self, from: BreakerState, to: BreakerState) {
-        counter!(BREAKER_TRANSITIONS, "breaker" => self.name.to_string(), "from" => from.as_str(), "to" => to.as_str())
-            .increment(1);
-        self.state(to);
-    }
-}
-
 /// Retry outcomes (`outcome` label of [`RETRY_CALLS`]), resilience4j's kinds plus the budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryOutcome {
@@ -296,48 +246,6 @@ impl TimeoutOutcome {
     }
 }
 
-/// Pre-registered handles for one timeout policy.
-#[derive(Debug, Clone)]
-pub(crate) struct TimeoutMetrics {
-    calls: [Counter; 3],
-    current: Gauge,
-    slow: Counter,
-    late: Counter,
-}
-
-impl TimeoutMetrics {
-    pub(crate) fn new(name: &Arc<str>) -> Self {
-        let calls = [
-            TimeoutOutcome::Success,
-            TimeoutOutcome::Failure,
-            TimeoutOutcome::Timeout,
-        ]
-        .map(|o| counter!(TIMEOUT_CALLS, "timeout" => name.to_string(), "outcome" => o.as_str()));
-        TimeoutMetrics {
-            calls,
-            current: gauge!(TIMEOUT_CURRENT, "timeout" => name.to_string()),
-            slow: counter!(SLOW_OPERATIONS, "timeout" => name.to_string()),
-            late: counter!(LATE_REPLIES, "timeout" => name.to_string()),
-        }
-    }
-
-    pub(crate) fn call(&self, outcome: TimeoutOutcome) {
-        self.calls[outcome as usize].increment(1);
-    }
-
-    pub(crate) fn current(&self, timeout: std::time::Duration) {
-        self.current.set(timeout.as_secs_f64());
-    }
-
-    pub(crate) fn slow(&self) {
-        self.slow.increment(1);
-    }
-
-    pub(crate) fn late(&self) {
-        self.late.increment(1);
-    }
-}
-
 /// Final task outcomes (`outcome` label of [`TASKS`] and [`TASK_DURATION`]).
 ///
 /// ```
@@ -385,120 +293,5 @@ impl TaskOutcome {
             TaskOutcome::TimedOut => "timed_out",
             TaskOutcome::Cancelled => "cancelled",
         }
-    }
-}
-
-/// Attempts and requests (first attempts) of one retry policy, summed over every agent that
-/// uses it: the source of [`RETRY_AMPLIFICATION`], kept per policy (not per agent) so that agents
-/// sharing a policy do not overwrite each other's ratio.
-#[derive(Debug, Default)]
-struct PolicyTally {
-    attempts: AtomicU64,
-    first_attempts: AtomicU64,
-}
-
-impl PolicyTally {
-    /// The process-wide tally of `policy` (one per configured policy name: bounded).
-    fn of(policy: &str) -> Arc<PolicyTally> {
-        static TALLIES: OnceLock<Mutex<HashMap<String, Arc<PolicyTally>>>> = OnceLock::new();
-        let mut tallies = TALLIES
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        tallies.entry(policy.to_owned()).or_default().clone()
-    }
-
-    /// Counts one attempt and sets `gauge` to attempts ÷ first attempts. Lock-free (this is on
-    /// every call's path): with concurrent callers the pair may be read one attempt apart, which
-    /// a gauge tolerates; the next attempt corrects it.
-    fn attempt(&self, first: bool, gauge: &Gauge) {
-        let attempts = self.attempts.fetch_add(1, Ordering::Relaxed) + 1;
-        let firsts = if first {
-            self.first_attempts.fetch_add(1, Ordering::Relaxed) + 1
-        } else {
-            self.first_attempts.load(Ordering::Relaxed)
-        };
-        if firsts > 0 {
-            gauge.set(attempts as f64 / firsts as f64);
-        }
-    }
-}
-
-/// Pre-registered handles for one agent and its retry policy.
-#[derive(Debug, Clone)]
-pub(crate) struct AgentMetrics {
-    tasks: [Counter; 6],
-    durations: [Histogram; 6],
-    queue_wait: Histogram,
-    shed: Counter,
-    retry_calls: [Counter; 5],
-    attempts: Counter,
-    amplification: Gauge,
-    tally: Arc<PolicyTally>,
-    restarts: Counter,
-    inflight: Gauge,
-}
-
-impl AgentMetrics {
-    pub(crate) fn new(agent: &Arc<str>, policy: &Arc<str>) -> Self {
-        let tasks = TaskOutcome::ALL
-            .map(|o| counter!(TASKS, "agent" => agent.to_string(), "outcome" => o.as_str()));
-        let durations = TaskOutcome::ALL.map(
-            |o| histogram!(TASK_DURATION, "agent" => agent.to_string(), "outcome" => o.as_str()),
-        );
-        let retry_calls = [
-            RetryOutcome::SuccessWithoutRetry,
-            RetryOutcome::SuccessWithRetry,
-            RetryOutcome::FailedWithoutRetry,
-            RetryOutcome::FailedWithRetry,
-            RetryOutcome::BudgetExhausted,
-        ]
-        .map(|o| counter!(RETRY_CALLS, "policy" => policy.to_string(), "outcome" => o.as_str()));
-        AgentMetrics {
-            tasks,
-            durations,
-            retry_calls,
-            attempts: counter!(RETRY_ATTEMPTS, "policy" => policy.to_string()),
-            amplification: gauge!(RETRY_AMPLIFICATION, "policy" => policy.to_string()),
-            tally: PolicyTally::of(policy),
-            queue_wait: histogram!(AGENT_QUEUE_WAIT, "agent" => agent.to_string()),
-            shed: counter!(AGENT_SHED, "agent" => agent.to_string()),
-            restarts: counter!(AGENT_RESTARTS, "agent" => agent.to_string()),
-            inflight: gauge!(AGENT_INFLIGHT, "agent" => agent.to_string()),
-        }
-    }
-
-    pub(crate) fn task(&self, outcome: TaskOutcome, duration: std::time::Duration) {
-        self.tasks[outcome as usize].increment(1);
-        self.durations[outcome as usize].record(duration.as_secs_f64());
-    }
-
-    pub(crate) fn retry(&self, outcome: RetryOutcome) {
-        self.retry_calls[outcome as usize].increment(1);
-    }
-
-    /// Counts an attempt (`first`: the task's first one, i.e. a new request) and updates the
-    /// policy's amplification ratio.
-    pub(crate) fn attempt(&self, first: bool) {
-        self.attempts.increment(1);
-        self.tally.attempt(first, &self.amplification);
-    }
-
-    /// A task's attempt reached a worker after waiting `waited` for one.
-    pub(crate) fn queue_wait(&self, waited: std::time::Duration) {
-        self.queue_wait.record(waited.as_secs_f64());
-    }
-
-    /// The queue shed a task that had waited too long.
-    pub(crate) fn shed(&self) {
-        self.shed.increment(1);
-    }
-
-    pub(crate) fn restart(&self) {
-        self.restarts.increment(1);
-    }
-
-    pub(crate) fn inflight(&self, n: usize) {
-        self.inflight.set(n as f64);
     }
 }

@@ -1,0 +1,219 @@
+//! Pre-registered metric handles, one set per breaker, timeout policy and agent: cheap to
+//! increment on the hot path (no key lookup per call).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+use ractor_resilience_core::breaker::BreakerState;
+
+use super::{
+    AGENT_INFLIGHT, AGENT_QUEUE_WAIT, AGENT_RESTARTS, AGENT_SHED, BREAKER_CALLS, BREAKER_STATE,
+    BREAKER_TRANSITION_PAIRS, BREAKER_TRANSITIONS, BreakerCall, LATE_REPLIES, RETRY_AMPLIFICATION,
+    RETRY_ATTEMPTS, RETRY_CALLS, RetryOutcome, SLOW_OPERATIONS, TASK_DURATION, TASKS,
+    TIMEOUT_CALLS, TIMEOUT_CURRENT, TaskOutcome, TimeoutOutcome,
+};
+
+/// Pre-registered handles for one breaker (cheap to increment on the hot path).
+#[derive(Debug, Clone)]
+pub(crate) struct BreakerMetrics {
+    name: Arc<str>,
+    states: [Gauge; 5],
+    calls: [Counter; 5],
+}
+
+impl BreakerMetrics {
+    pub(crate) fn new(name: &Arc<str>) -> Self {
+        let states = BreakerState::ALL
+            .map(|s| gauge!(BREAKER_STATE, "breaker" => name.to_string(), "state" => s.as_str()));
+        let calls = BreakerCall::ALL.map(
+            |o| counter!(BREAKER_CALLS, "breaker" => name.to_string(), "outcome" => o.as_str()),
+        );
+        // Every transition series exists from the start, at 0: a series that first appears at
+        // 1 hides its first increment from Prometheus' `increase()` / `rate()`.
+        for (from, to) in BREAKER_TRANSITION_PAIRS {
+            counter!(BREAKER_TRANSITIONS, "breaker" => name.to_string(), "from" => from.as_str(), "to" => to.as_str())
+                .absolute(0);
+        }
+        BreakerMetrics {
+            name: name.clone(),
+            states,
+            calls,
+        }
+    }
+
+    /// Sets the state gauges so that exactly `state` is 1.
+    pub(crate) fn state(&self, state: BreakerState) {
+        for (s, g) in BreakerState::ALL.iter().zip(&self.states) {
+            g.set(if *s == state { 1.0 } else { 0.0 });
+        }
+    }
+
+    pub(crate) fn call(&self, outcome: BreakerCall) {
+        self.calls[outcome as usize].increment(1);
+    }
+
+    pub(crate) fn transition(&self, from: BreakerState, to: BreakerState) {
+        counter!(BREAKER_TRANSITIONS, "breaker" => self.name.to_string(), "from" => from.as_str(), "to" => to.as_str())
+            .increment(1);
+        self.state(to);
+    }
+}
+
+/// Pre-registered handles for one timeout policy.
+#[derive(Debug, Clone)]
+pub(crate) struct TimeoutMetrics {
+    calls: [Counter; 3],
+    current: Gauge,
+    slow: Counter,
+    late: Counter,
+}
+
+impl TimeoutMetrics {
+    pub(crate) fn new(name: &Arc<str>) -> Self {
+        let calls = [
+            TimeoutOutcome::Success,
+            TimeoutOutcome::Failure,
+            TimeoutOutcome::Timeout,
+        ]
+        .map(|o| counter!(TIMEOUT_CALLS, "timeout" => name.to_string(), "outcome" => o.as_str()));
+        TimeoutMetrics {
+            calls,
+            current: gauge!(TIMEOUT_CURRENT, "timeout" => name.to_string()),
+            slow: counter!(SLOW_OPERATIONS, "timeout" => name.to_string()),
+            late: counter!(LATE_REPLIES, "timeout" => name.to_string()),
+        }
+    }
+
+    pub(crate) fn call(&self, outcome: TimeoutOutcome) {
+        self.calls[outcome as usize].increment(1);
+    }
+
+    pub(crate) fn current(&self, timeout: std::time::Duration) {
+        self.current.set(timeout.as_secs_f64());
+    }
+
+    pub(crate) fn slow(&self) {
+        self.slow.increment(1);
+    }
+
+    pub(crate) fn late(&self) {
+        self.late.increment(1);
+    }
+}
+
+/// Attempts and requests (first attempts) of one retry policy, summed over every agent that
+/// uses it: the source of [`RETRY_AMPLIFICATION`], kept per policy (not per agent) so that agents
+/// sharing a policy do not overwrite each other's ratio.
+#[derive(Debug, Default)]
+struct PolicyTally {
+    attempts: AtomicU64,
+    first_attempts: AtomicU64,
+}
+
+impl PolicyTally {
+    /// The process-wide tally of `policy` (one per configured policy name: bounded).
+    fn of(policy: &str) -> Arc<PolicyTally> {
+        static TALLIES: OnceLock<Mutex<HashMap<String, Arc<PolicyTally>>>> = OnceLock::new();
+        let mut tallies = TALLIES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        tallies.entry(policy.to_owned()).or_default().clone()
+    }
+
+    /// Counts one attempt and sets `gauge` to attempts ÷ first attempts. Lock-free (this is on
+    /// every call's path): with concurrent callers the pair may be read one attempt apart, which
+    /// a gauge tolerates; the next attempt corrects it.
+    fn attempt(&self, first: bool, gauge: &Gauge) {
+        let attempts = self.attempts.fetch_add(1, Ordering::Relaxed) + 1;
+        let firsts = if first {
+            self.first_attempts.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.first_attempts.load(Ordering::Relaxed)
+        };
+        if firsts > 0 {
+            gauge.set(attempts as f64 / firsts as f64);
+        }
+    }
+}
+
+/// Pre-registered handles for one agent and its retry policy.
+#[derive(Debug, Clone)]
+pub(crate) struct AgentMetrics {
+    tasks: [Counter; 6],
+    durations: [Histogram; 6],
+    queue_wait: Histogram,
+    shed: Counter,
+    retry_calls: [Counter; 5],
+    attempts: Counter,
+    amplification: Gauge,
+    tally: Arc<PolicyTally>,
+    restarts: Counter,
+    inflight: Gauge,
+}
+
+impl AgentMetrics {
+    pub(crate) fn new(agent: &Arc<str>, policy: &Arc<str>) -> Self {
+        let tasks = TaskOutcome::ALL
+            .map(|o| counter!(TASKS, "agent" => agent.to_string(), "outcome" => o.as_str()));
+        let durations = TaskOutcome::ALL.map(
+            |o| histogram!(TASK_DURATION, "agent" => agent.to_string(), "outcome" => o.as_str()),
+        );
+        let retry_calls = [
+            RetryOutcome::SuccessWithoutRetry,
+            RetryOutcome::SuccessWithRetry,
+            RetryOutcome::FailedWithoutRetry,
+            RetryOutcome::FailedWithRetry,
+            RetryOutcome::BudgetExhausted,
+        ]
+        .map(|o| counter!(RETRY_CALLS, "policy" => policy.to_string(), "outcome" => o.as_str()));
+        AgentMetrics {
+            tasks,
+            durations,
+            retry_calls,
+            attempts: counter!(RETRY_ATTEMPTS, "policy" => policy.to_string()),
+            amplification: gauge!(RETRY_AMPLIFICATION, "policy" => policy.to_string()),
+            tally: PolicyTally::of(policy),
+            queue_wait: histogram!(AGENT_QUEUE_WAIT, "agent" => agent.to_string()),
+            shed: counter!(AGENT_SHED, "agent" => agent.to_string()),
+            restarts: counter!(AGENT_RESTARTS, "agent" => agent.to_string()),
+            inflight: gauge!(AGENT_INFLIGHT, "agent" => agent.to_string()),
+        }
+    }
+
+    pub(crate) fn task(&self, outcome: TaskOutcome, duration: std::time::Duration) {
+        self.tasks[outcome as usize].increment(1);
+        self.durations[outcome as usize].record(duration.as_secs_f64());
+    }
+
+    pub(crate) fn retry(&self, outcome: RetryOutcome) {
+        self.retry_calls[outcome as usize].increment(1);
+    }
+
+    /// Counts an attempt (`first`: the task's first one, i.e. a new request) and updates the
+    /// policy's amplification ratio.
+    pub(crate) fn attempt(&self, first: bool) {
+        self.attempts.increment(1);
+        self.tally.attempt(first, &self.amplification);
+    }
+
+    /// A task's attempt reached a worker after waiting `waited` for one.
+    pub(crate) fn queue_wait(&self, waited: std::time::Duration) {
+        self.queue_wait.record(waited.as_secs_f64());
+    }
+
+    /// The queue shed a task that had waited too long.
+    pub(crate) fn shed(&self) {
+        self.shed.increment(1);
+    }
+
+    pub(crate) fn restart(&self) {
+        self.restarts.increment(1);
+    }
+
+    pub(crate) fn inflight(&self, n: usize) {
+        self.inflight.set(n as f64);
+    }
+}
