@@ -53,7 +53,7 @@ impl Agent for Shouter {
         let work = Duration::from_millis(20 * text.split_whitespace().count() as u64);
         tokio::select! {
             () = tokio::time::sleep(work) => Ok(text.to_uppercase()),
-            () = ctx.cancel.cancelled() => Err(Interrupted),
+            () = ctx.cancel().cancelled() => Err(Interrupted),
         }
     }
 }

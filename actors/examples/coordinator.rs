@@ -85,7 +85,7 @@ impl Agent for Backend {
         }
         tokio::select! {
             () = tokio::time::sleep(req.work) => Ok(format!("{} done", req.operation)),
-            () = ctx.cancel.cancelled() => Err(BackendError::Abandoned),
+            () = ctx.cancel().cancelled() => Err(BackendError::Abandoned),
         }
     }
 }

@@ -121,7 +121,7 @@ impl Agent for LlmWorker {
     async fn handle(&mut self, prompt: String, ctx: TaskContext) -> Result<Completion, LlmError> {
         tokio::select! {
             result = self.provider.complete(&prompt) => result.map(|text| Completion { text, attempt: ctx.attempt }),
-            () = ctx.cancel.cancelled() => Err(LlmError::Abandoned),
+            () = ctx.cancel().cancelled() => Err(LlmError::Abandoned),
         }
     }
 

@@ -66,7 +66,7 @@ impl Agent for Shouter {
                 // A well-behaved agent stops when its attempt is abandoned.
                 tokio::select! {
                     () = tokio::time::sleep(d) => Ok("woke up".to_owned()),
-                    () = ctx.cancel.cancelled() => Err(JobError::Abandoned),
+                    () = ctx.cancel().cancelled() => Err(JobError::Abandoned),
                 }
             }
         }

@@ -137,7 +137,7 @@ pub trait Agent: Send + 'static {
     /// How it fails.
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// Does the work. `ctx.cancel` fires when the attempt is abandoned (timeout, cancellation,
+    /// Does the work. `ctx.cancel()` fires when the attempt is abandoned (timeout, cancellation,
     /// shutdown): stop early when it does.
     fn handle(
         &mut self,

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use tokio_util::sync::CancellationToken;
@@ -119,15 +120,17 @@ impl<T> TaskEnvelope<T> {
 }
 
 /// What a worker sees besides the task: the envelope's metadata, the deadline of this attempt
-/// and the cancellation signal (fired on timeout, caller cancellation or shutdown).
+/// and the cancellation signal ([`cancel`](Self::cancel), fired on timeout, caller
+/// cancellation or shutdown).
 ///
 /// ```
 /// use ractor_resilience::task::{CancellationToken, TaskContext, TaskId};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// let ctx = TaskContext { id: TaskId(3), attempt: 1, deadline: None, cancel: CancellationToken::new(), retries_here: true };
+/// let ctx = TaskContext::new(TaskId(3), 1, None, CancellationToken::new(), true);
 /// let downstream = ctx.downstream("sub-task");
 /// assert_eq!((downstream.id, downstream.retried_upstream, downstream.deadline_in), (TaskId(3), true, None));
+/// assert!(!ctx.cancel().is_cancelled());
 /// # });
 /// ```
 #[derive(Debug, Clone)]
@@ -138,14 +141,92 @@ pub struct TaskContext {
     pub attempt: u32,
     /// When this attempt times out (tokio's clock).
     pub deadline: Option<tokio::time::Instant>,
-    /// Fires when the attempt is abandoned; a well-behaved agent stops its work.
-    pub cancel: CancellationToken,
     /// Whether a downstream call made for this task should be told that a layer above it retries
     /// it (this layer, or one further up that told this one).
     pub retries_here: bool,
+    signal: Arc<Signal>,
+}
+
+/// An attempt's cancellation signal, shared by its worker and its context. The token is made
+/// on first use: an agent that never asks for it costs no token (no allocation, no lock), and
+/// a worker reuses the signal from one attempt to the next while nothing else holds it.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    /// The task's own signal: the attempt's token is its child.
+    parent: Option<CancellationToken>,
+    token: OnceLock<CancellationToken>,
+}
+
+impl Signal {
+    fn token(&self) -> &CancellationToken {
+        self.token.get_or_init(|| {
+            self.parent
+                .as_ref()
+                .map_or_else(CancellationToken::new, CancellationToken::child_token)
+        })
+    }
+
+    /// Fires the attempt's signal (made now if nobody asked for it yet, so that a late ask
+    /// sees it fired).
+    pub(crate) fn cancel(&self) {
+        self.token().cancel();
+    }
 }
 
 impl TaskContext {
+    /// A context with a signal of its own (for tests and for running an agent by hand).
+    pub fn new(
+        id: TaskId,
+        attempt: u32,
+        deadline: Option<tokio::time::Instant>,
+        cancel: CancellationToken,
+        retries_here: bool,
+    ) -> Self {
+        TaskContext {
+            id,
+            attempt,
+            deadline,
+            retries_here,
+            signal: Arc::new(Signal {
+                parent: None,
+                token: OnceLock::from(cancel),
+            }),
+        }
+    }
+
+    /// A worker's context for one attempt, reusing `signal` when nothing else holds it (the
+    /// previous attempt's context is gone), else a fresh one.
+    pub(crate) fn for_attempt(
+        signal: &mut Arc<Signal>,
+        parent: Option<&CancellationToken>,
+        id: TaskId,
+        attempt: u32,
+        deadline: Option<tokio::time::Instant>,
+        retries_here: bool,
+    ) -> Self {
+        let fresh = Signal {
+            parent: parent.cloned(),
+            token: OnceLock::new(),
+        };
+        match Arc::get_mut(signal) {
+            Some(reusable) => *reusable = fresh,
+            None => *signal = Arc::new(fresh),
+        }
+        TaskContext {
+            id,
+            attempt,
+            deadline,
+            retries_here,
+            signal: signal.clone(),
+        }
+    }
+
+    /// Fires when the attempt is abandoned (its timeout, its caller's cancellation or
+    /// deadline, shutdown): a well-behaved agent stops its work. Made on first use.
+    pub fn cancel(&self) -> &CancellationToken {
+        self.signal.token()
+    }
+
     /// The envelope to put around a downstream task sent while handling this one, carrying the
     /// id, the remaining deadline and the "retry at one layer" flag.
     pub fn downstream<U>(&self, task: U) -> TaskEnvelope<U> {

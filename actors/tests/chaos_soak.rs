@@ -122,7 +122,7 @@ impl Agent for Provider {
         let roll = rng.random_range(0..1000);
         tokio::select! {
             () = tokio::time::sleep(latency) => {}
-            () = ctx.cancel.cancelled() => return Err(ProviderError::Transient),
+            () = ctx.cancel().cancelled() => return Err(ProviderError::Transient),
         }
         match roll {
             // 1% panics.

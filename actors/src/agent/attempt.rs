@@ -30,7 +30,7 @@ use super::shared::Shared;
 use crate::clock;
 use crate::metrics::TimeoutOutcome;
 use crate::reply::ReplyTo;
-use crate::task::{CancellationToken, TaskContext};
+use crate::task::{CancellationToken, Signal, TaskContext};
 
 /// A permit held by a running attempt: if the attempt never reports (its worker panicked or was
 /// killed mid-call), the permit is recorded as a failure when it is dropped — a crashed worker
@@ -99,6 +99,7 @@ impl<A: Agent> Finished<A> {
 pub(crate) async fn run<A: Agent>(
     agent: &mut A,
     timer: &mut Option<Pin<Box<Sleep>>>,
+    signal: &mut Arc<Signal>,
     shared: &Arc<Shared<A>>,
     job: Job<A>,
     taken: Option<Instant>,
@@ -169,16 +170,16 @@ pub(crate) async fn run<A: Agent>(
         _ => (policy, false),
     };
     let at = clock::after(now, after);
-    let cancel = task_cancel
-        .as_ref()
-        .map_or_else(CancellationToken::new, CancellationToken::child_token);
-    let ctx = TaskContext {
+    // The attempt's signal: the worker's own, reused while the last context is gone; its
+    // token is made only if the agent asks for it (or the attempt is abandoned).
+    let ctx = TaskContext::for_attempt(
+        signal,
+        task_cancel.as_ref(),
         id,
         attempt,
-        deadline: Some(at),
-        cancel: cancel.clone(),
-        retries_here: shared.retried_at_or_above(retried_upstream),
-    };
+        Some(at),
+        shared.retried_at_or_above(retried_upstream),
+    );
     shared.count_attempt(attempt);
     if let Some(started) = started {
         started.store(true, std::sync::atomic::Ordering::Release);
@@ -205,7 +206,7 @@ pub(crate) async fn run<A: Agent>(
         if !matches!(raced, Raced::Answered(_)) {
             // Tell the agent, and give one that honours the signal a last poll to see it;
             // one that ignores it is dropped here.
-            cancel.cancel();
+            signal.cancel();
             if poll_once(work.as_mut()).await.is_some() {
                 shared.timeout.late_reply();
             }

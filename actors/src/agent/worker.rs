@@ -13,6 +13,7 @@ use super::Agent;
 use super::attempt;
 use super::job::WorkerMsg;
 use super::shared::Shared;
+use crate::task::Signal;
 
 /// Makes a fresh agent for a (re)started worker.
 pub(crate) type AgentFactory<A> = Arc<dyn Fn() -> A + Send + Sync>;
@@ -36,6 +37,8 @@ pub(crate) struct WorkerState<A: Agent> {
     slot: usize,
     /// The attempt timeout's timer, reused from attempt to attempt.
     timer: Option<Pin<Box<Sleep>>>,
+    /// The attempts' cancellation signal, reused likewise.
+    signal: Arc<Signal>,
 }
 
 impl<A: Agent> Actor for WorkerActor<A> {
@@ -53,6 +56,7 @@ impl<A: Agent> Actor for WorkerActor<A> {
             shared,
             slot,
             timer: None,
+            signal: Arc::default(),
         })
     }
 
@@ -79,6 +83,7 @@ async fn serve<A: Agent>(
             shared,
             slot,
             timer,
+            signal,
         } = state;
         // A job handed over directly starts as it was submitted (a mailbox hop later); one
         // taken from the queue starts when the previous one ended (the same clock read).
@@ -88,7 +93,7 @@ async fn serve<A: Agent>(
         };
         for _ in 0..BATCH {
             let finished = match job.take() {
-                Some(job) => Some(attempt::run(agent, timer, shared, job, now).await),
+                Some(job) => Some(attempt::run(agent, timer, signal, shared, job, now).await),
                 None => None,
             };
             let at = finished

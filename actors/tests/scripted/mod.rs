@@ -87,7 +87,7 @@ impl Agent for Scripted {
         }
         tokio::select! {
             () = tokio::time::sleep(latency) => {}
-            () = ctx.cancel.cancelled() => {
+            () = ctx.cancel().cancelled() => {
                 if let Some(seen) = &self.seen {
                     let _ = seen.send(Seen::Cancelled { tag: task.tag, attempt: ctx.attempt, at: Instant::now() });
                 }

@@ -159,13 +159,7 @@ fn provider(settings: HttpProviderSettings) -> HttpProvider {
 }
 
 fn ctx() -> TaskContext {
-    TaskContext {
-        id: TaskId::next(),
-        attempt: 1,
-        deadline: None,
-        cancel: CancellationToken::new(),
-        retries_here: false,
-    }
+    TaskContext::new(TaskId::next(), 1, None, CancellationToken::new(), false)
 }
 
 fn request() -> CompletionRequest {
@@ -632,10 +626,8 @@ async fn the_attempt_deadline_bounds_the_request_when_sooner() {
         ..settings(&url)
     });
     let deadline = Duration::from_millis(250);
-    let ctx = TaskContext {
-        deadline: Some(Instant::now() + deadline),
-        ..ctx()
-    };
+    let mut ctx = ctx();
+    ctx.deadline = Some(Instant::now() + deadline);
     let started = Instant::now();
     let message = transport(call_with(&provider, &ctx).await);
     assert!(message.contains("attempt's deadline"), "{message}");
@@ -650,7 +642,7 @@ async fn cancellation_ends_the_request_promptly() {
         ..settings(&url)
     });
     let ctx = ctx();
-    let cancel = ctx.cancel.clone();
+    let cancel = ctx.cancel().clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(100)).await;
         cancel.cancel();

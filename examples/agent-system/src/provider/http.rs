@@ -221,14 +221,14 @@ impl HttpProvider {
     }
 
     /// Asks for one completion. Ends within the request timeout or by `ctx.deadline`,
-    /// whichever is sooner, and as soon as `ctx.cancel` fires; never panics on a bad response.
+    /// whichever is sooner, and as soon as `ctx.cancel()` fires; never panics on a bad response.
     pub fn complete(
         &self,
         req: CompletionRequest,
         ctx: &TaskContext,
     ) -> impl Future<Output = Result<Completion, ProviderError>> + Send + 'static {
         let inner = Arc::clone(&self.inner);
-        let cancel = ctx.cancel.clone();
+        let cancel = ctx.cancel().clone();
         let attempt_deadline = ctx.deadline;
         async move {
             let now = Instant::now();

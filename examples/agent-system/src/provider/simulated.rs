@@ -83,7 +83,7 @@ impl SimulatedProvider {
 async fn sleep_or_cancel(d: Duration, ctx: &TaskContext) {
     tokio::select! {
         () = tokio::time::sleep(d) => {}
-        () = ctx.cancel.cancelled() => {}
+        () = ctx.cancel().cancelled() => {}
     }
 }
 
@@ -110,13 +110,7 @@ mod tests {
     use ractor_resilience::task::{CancellationToken, TaskId};
 
     fn ctx(id: u64, attempt: u32) -> TaskContext {
-        TaskContext {
-            id: TaskId(id),
-            attempt,
-            deadline: None,
-            cancel: CancellationToken::new(),
-            retries_here: true,
-        }
+        TaskContext::new(TaskId(id), attempt, None, CancellationToken::new(), true)
     }
 
     #[tokio::test(start_paused = true)]
