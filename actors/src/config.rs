@@ -127,6 +127,7 @@
 
 mod agents;
 mod display;
+pub use display::breaker_settings_toml;
 mod env;
 mod policies;
 mod resolve;

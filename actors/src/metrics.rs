@@ -41,6 +41,9 @@ pub const AGENT_RESTARTS: &str = "resilience_agent_restarts_total";
 pub const TASKS: &str = "resilience_tasks_total";
 /// `resilience_agent_inflight_tasks{agent}`.
 pub const AGENT_INFLIGHT: &str = "resilience_agent_inflight_tasks";
+/// `resilience_circuit_breaker_operator_actions_total{breaker, action}`: commands an operator
+/// sent to a breaker (`action` = force_open, reset, disable).
+pub const OPERATOR_ACTIONS: &str = "resilience_circuit_breaker_operator_actions_total";
 /// `resilience_agent_queue_wait_seconds{agent}` (histogram): how long each attempt waited for a
 /// worker, from its submission (or its retry's) to the worker starting it.
 pub const AGENT_QUEUE_WAIT: &str = "resilience_agent_queue_wait_seconds";

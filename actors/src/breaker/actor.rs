@@ -62,9 +62,15 @@ pub struct BreakerArgs {
 
 impl BreakerArgs {
     fn new(name: Arc<str>, settings: BreakerSettings, options: BreakerOptions) -> Self {
-        let core = CircuitBreaker::with_seed(settings, options.seed);
+        let core = CircuitBreaker::with_seed(settings.clone(), options.seed);
         let metrics = BreakerMetrics::new(&name);
-        let shared = Shared::new(name, core.snapshot(), options.queue_capacity, metrics);
+        let shared = Shared::new(
+            name,
+            core.snapshot(),
+            options.queue_capacity,
+            metrics,
+            settings,
+        );
         BreakerArgs {
             core,
             options,

@@ -71,6 +71,11 @@ impl BreakerHandle {
         &self.shared.name
     }
 
+    /// The settings the breaker was spawned with.
+    pub fn settings(&self) -> &ractor_resilience_core::breaker::BreakerSettings {
+        &self.shared.settings
+    }
+
     /// The actor, e.g. to link or monitor it.
     pub fn actor(&self) -> &ActorRef<BreakerMsg> {
         &self.actor

@@ -55,6 +55,8 @@ pub(super) struct Shared {
     /// Created by the first subscriber: with none, transitions go to metrics, logs and the hook.
     events: OnceLock<OutputPort<BreakerEvent>>,
     pub(super) metrics: BreakerMetrics,
+    /// The settings the breaker was spawned with (what an operator reads back).
+    pub(super) settings: ractor_resilience_core::breaker::BreakerSettings,
 }
 
 impl std::fmt::Debug for Shared {
@@ -80,8 +82,10 @@ impl Shared {
         initial: Snapshot,
         capacity: usize,
         metrics: BreakerMetrics,
+        settings: ractor_resilience_core::breaker::BreakerSettings,
     ) -> Self {
         Shared {
+            settings,
             name,
             snapshot: AtomicU64::new(initial.to_bits()),
             open_until: AtomicU64::new(0),
@@ -273,7 +277,13 @@ mod tests {
         const EACH: usize = 20_000;
         let core = CircuitBreaker::new(BreakerSettings::default());
         let metrics = BreakerMetrics::new(&Arc::from("t"));
-        let shared = Arc::new(Shared::new("t".into(), core.snapshot(), 8, metrics));
+        let shared = Arc::new(Shared::new(
+            "t".into(),
+            core.snapshot(),
+            8,
+            metrics,
+            BreakerSettings::default(),
+        ));
         let (tx, rx) = mpsc::channel();
         for p in 0..PRODUCERS {
             let (shared, tx) = (shared.clone(), tx.clone());

@@ -79,6 +79,21 @@ fn float(out: &mut String, key: &str, v: f64) {
     let _ = writeln!(out, "{key} = {v:?}");
 }
 
+/// A breaker's settings as the `key = value` lines of its `[breakers.NAME]` section, every
+/// default filled in (what an operator reads back from a running system).
+///
+/// ```
+/// use ractor_resilience::config::breaker_settings_toml;
+/// use ractor_resilience::core::breaker::BreakerSettings;
+///
+/// assert!(breaker_settings_toml(&BreakerSettings::default()).contains("max_failures = 5"));
+/// ```
+pub fn breaker_settings_toml(b: &BreakerSettings) -> String {
+    let mut out = String::new();
+    breaker(&mut out, b);
+    out
+}
+
 fn breaker(out: &mut String, b: &BreakerSettings) {
     match b.max_failures() {
         Some(n) => line(out, "max_failures", n),

@@ -37,6 +37,45 @@ pub enum Command {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// Operate the breakers of a running system through its loopback HTTP server: list them,
+    /// force one open, reset it, or disable it. Exits 0 on success, 2 with a message otherwise.
+    #[command(subcommand)]
+    Breaker(BreakerCommand),
+}
+
+/// `agent-system breaker …`.
+#[derive(Debug, Subcommand)]
+pub enum BreakerCommand {
+    /// Every breaker's state, settings and counters.
+    List(ControlArgs),
+    /// Force a breaker open until it is reset or disabled.
+    ForceOpen(NamedControlArgs),
+    /// Back to Closed with an empty window.
+    Reset(NamedControlArgs),
+    /// Let every call through and count nothing, until it is forced open or reset.
+    Disable(NamedControlArgs),
+}
+
+/// Where the running system serves.
+#[derive(Debug, Default, Args)]
+pub struct ControlArgs {
+    /// The running system's metrics/control address (default: the configured
+    /// `system.exporter.addr`).
+    #[arg(long, value_name = "ADDR")]
+    pub addr: Option<SocketAddr>,
+    /// The configuration whose exporter address is the default (default: the embedded one).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// A breaker's name and where the running system serves.
+#[derive(Debug, Args)]
+pub struct NamedControlArgs {
+    /// The breaker's configured name.
+    pub name: String,
+    /// Where the running system serves.
+    #[command(flatten)]
+    pub target: ControlArgs,
 }
 
 /// The flags of `run`.

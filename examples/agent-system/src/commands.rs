@@ -316,3 +316,54 @@ impl Signals {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// `agent-system breaker list|force-open|reset|disable`: one request to a running system's
+/// control endpoints. Exit 0 on success; 2 with a message naming what went wrong (an unknown
+/// breaker, nothing listening, a configuration that does not load).
+pub fn breaker(
+    command: &crate::cli::BreakerCommand,
+    overrides: &EnvOverrides,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> io::Result<u8> {
+    use crate::cli::BreakerCommand;
+    let (target, request) = match command {
+        BreakerCommand::List(target) => (target, None),
+        BreakerCommand::ForceOpen(n) => (&n.target, Some((n.name.as_str(), "force-open"))),
+        BreakerCommand::Reset(n) => (&n.target, Some((n.name.as_str(), "reset"))),
+        BreakerCommand::Disable(n) => (&n.target, Some((n.name.as_str(), "disable"))),
+    };
+    let addr = match target.addr {
+        Some(addr) => addr,
+        None => match load(target.config.as_deref(), None, None, overrides, err)? {
+            Some((config, _)) => config.system.exporter.addr,
+            None => return Ok(2),
+        },
+    };
+    let answer = match request {
+        None => crate::control::request(addr, "GET", "/breakers"),
+        Some((name, action)) => {
+            crate::control::request(addr, "POST", &format!("/breakers/{name}/{action}"))
+        }
+    };
+    match answer {
+        Ok(answer) if request.is_none() => {
+            write!(out, "{}", crate::control::format_list(&answer))?;
+            Ok(0)
+        }
+        Ok(answer) => {
+            writeln!(
+                out,
+                "breaker `{}`: {} -> {}",
+                answer["breaker"].as_str().unwrap_or("?"),
+                answer["action"].as_str().unwrap_or("?"),
+                answer["state"].as_str().unwrap_or("?")
+            )?;
+            Ok(0)
+        }
+        Err(e) => {
+            writeln!(err, "agent-system breaker: {e}")?;
+            Ok(2)
+        }
+    }
+}

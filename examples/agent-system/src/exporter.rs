@@ -1,6 +1,7 @@
-//! `/metrics` (Prometheus text exposition, histograms with explicit buckets) and `/health`
-//! (JSON, 200 `ok` / 503 `degraded` with the breakers that are not closed), on loopback by
-//! default.
+//! `/metrics` (Prometheus text exposition, histograms with explicit buckets), `/health`
+//! (JSON, 200 `ok` / 503 `degraded` with the breakers that are not closed) and the breakers'
+//! control endpoints (`GET /breakers`, `POST /breakers/{name}/force-open|reset|disable`, see
+//! [`crate::control`]), on loopback by default.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -9,10 +10,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::{Matcher, PrometheusHandle};
 use ractor_resilience::breaker::BreakerHandle;
 use ractor_resilience::core::breaker::BreakerState;
@@ -143,6 +144,18 @@ async fn health_page(State(s): State<Served>) -> impl IntoResponse {
     (code, axum::Json(h))
 }
 
+async fn breakers_page(State(s): State<Served>) -> impl IntoResponse {
+    crate::control::list(&s.breakers).await
+}
+
+async fn breaker_action(
+    State(s): State<Served>,
+    Path((name, action)): Path<(String, String)>,
+    axum::Extension(peer): axum::Extension<crate::control::Peer>,
+) -> impl IntoResponse {
+    crate::control::act(&s.breakers, &name, &action, peer).await
+}
+
 /// Why the exporter could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ExporterError {
@@ -245,6 +258,8 @@ pub async fn serve_with(
     let app = Router::new()
         .route("/metrics", get(metrics_page))
         .route("/health", get(health_page))
+        .route("/breakers", get(breakers_page))
+        .route("/breakers/{name}/{action}", post(breaker_action))
         .with_state(Served {
             metrics: Arc::new(Renderer {
                 handle: metrics.clone(),
@@ -347,8 +362,8 @@ async fn accept_loop(listener: TcpListener, app: Router, limits: ServerLimits) {
                 () = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
         }
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors, or a connection reset before it was accepted: not
                 // the server's end. Pause so that a persistent error does not spin.
@@ -368,8 +383,10 @@ async fn accept_loop(listener: TcpListener, app: Router, limits: ServerLimits) {
             _evict: evict,
         });
         let tower = hyper_util::service::TowerToHyperService::new(app.clone());
-        let service = hyper::service::service_fn(move |request| {
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
             let busy = busy.clone();
+            // Who asked, for the control endpoints' log lines.
+            request.extensions_mut().insert(crate::control::Peer(peer));
             let response = hyper::service::Service::call(&tower, request);
             async move {
                 busy.fetch_add(1, Ordering::Relaxed);

@@ -21,6 +21,7 @@
 pub mod agent;
 pub mod cli;
 pub mod commands;
+pub mod control;
 pub mod exporter;
 pub mod failures;
 pub mod progress;

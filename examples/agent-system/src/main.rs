@@ -33,6 +33,9 @@ fn main() -> ExitCode {
         }
         Some(Command::Run(args)) => commands::run(&args, &overrides, &mut out, &mut err),
         Some(Command::Simulate(args)) => commands::simulate(&args, &overrides, &mut out, &mut err),
+        Some(Command::Breaker(command)) => {
+            commands::breaker(&command, &overrides, &mut out, &mut err)
+        }
         None => commands::run(&Default::default(), &overrides, &mut out, &mut err),
     };
     match status {

@@ -1,0 +1,193 @@
+//! Operating the breakers of a running system: the HTTP side (`GET /breakers`,
+//! `POST /breakers/{name}/force-open|reset|disable`, served with `/metrics` on the same
+//! loopback address) and the CLI side (`agent-system breaker list|force-open|reset|disable`).
+//!
+//! Every command is logged with who asked (the HTTP peer) and counted in
+//! `resilience_circuit_breaker_operator_actions_total{breaker, action}`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::StatusCode;
+use ractor_resilience::breaker::BreakerHandle;
+use ractor_resilience::config::breaker_settings_toml;
+use ractor_resilience::metrics::OPERATOR_ACTIONS;
+use serde_json::{Value, json};
+
+/// Who sent a request (the accept loop puts it in every request's extensions).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// The commands an operator can send to a breaker, as the URL and the CLI spell them.
+pub const ACTIONS: [&str; 3] = ["force-open", "reset", "disable"];
+
+/// `GET /breakers`: each breaker's name, state, settings (with their configuration names) and
+/// counters.
+pub async fn list(breakers: &[BreakerHandle]) -> (StatusCode, Json<Value>) {
+    let mut out = Vec::with_capacity(breakers.len());
+    for b in breakers {
+        out.push(describe(b).await);
+    }
+    (StatusCode::OK, Json(Value::Array(out)))
+}
+
+async fn describe(b: &BreakerHandle) -> Value {
+    let settings: Value = toml::from_str::<toml::Table>(&breaker_settings_toml(b.settings()))
+        .ok()
+        .and_then(|t| serde_json::to_value(t).ok())
+        .unwrap_or(Value::Null);
+    match b.status().await {
+        Ok(s) => json!({
+            "name": b.name(),
+            "state": s.state.to_string(),
+            "generation": s.generation,
+            "retry_after_ms": s.retry_after.map(|d| d.as_millis() as u64),
+            "settings": settings,
+            "counters": {
+                "window_calls": s.window_calls,
+                "window_failures": s.window_failures,
+                "window_slow": s.window_slow,
+                "outcomes": s.outcomes,
+            },
+        }),
+        Err(_) => json!({ "name": b.name(), "state": "stopped", "settings": settings }),
+    }
+}
+
+/// `POST /breakers/{name}/{action}`.
+pub async fn act(
+    breakers: &[BreakerHandle],
+    name: &str,
+    action: &str,
+    peer: Peer,
+) -> (StatusCode, Json<Value>) {
+    let Some(breaker) = breakers.iter().find(|b| b.name() == name) else {
+        let known: Vec<&str> = breakers.iter().map(BreakerHandle::name).collect();
+        let error = format!("unknown breaker `{name}`; known: {}", known.join(", "));
+        return (StatusCode::NOT_FOUND, Json(json!({ "error": error })));
+    };
+    let sent = match action {
+        "force-open" => breaker.force_open(),
+        "reset" => breaker.reset(),
+        "disable" => breaker.disable(),
+        other => {
+            let error = format!("unknown action `{other}`; one of: {}", ACTIONS.join(", "));
+            return (StatusCode::NOT_FOUND, Json(json!({ "error": error })));
+        }
+    };
+    if let Err(e) = sent {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": e.to_string() })),
+        );
+    }
+    let label = action.replace('-', "_");
+    tracing::warn!(breaker = name, action = %label, peer = %peer.0, "operator action on a circuit breaker");
+    metrics::counter!(OPERATOR_ACTIONS, "breaker" => name.to_owned(), "action" => label)
+        .increment(1);
+    // The actor applies the command before it answers this status request.
+    let state = breaker
+        .status()
+        .await
+        .map(|s| s.state.to_string())
+        .unwrap_or_else(|_| "stopped".into());
+    (
+        StatusCode::OK,
+        Json(json!({ "breaker": name, "action": action, "state": state })),
+    )
+}
+
+/// Why a `breaker` command failed (exit status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Nothing answered at the address.
+    #[error("nothing is listening at {addr} (is `agent-system run` serving there?): {reason}")]
+    Unreachable {
+        /// The address tried.
+        addr: SocketAddr,
+        /// The connection error.
+        reason: String,
+    },
+    /// The server refused the command (unknown breaker or action, breaker stopped).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Sends one request to a running system's control endpoints and returns its JSON answer.
+pub fn request(addr: SocketAddr, method: &str, path: &str) -> Result<Value, ControlError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ControlError::Refused(format!("cannot start a runtime: {e}")))?;
+    runtime.block_on(async {
+        // Plain HTTP on loopback; reqwest still wants its TLS configured.
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ControlError::Refused(e.to_string()))?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ControlError::Refused(e.to_string()))?;
+        let url = format!("http://{addr}{path}");
+        let request = match method {
+            "POST" => client.post(&url),
+            _ => client.get(&url),
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ControlError::Unreachable {
+                addr,
+                reason: e.to_string(),
+            })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ControlError::Refused(format!("reading the answer: {e}")))?;
+        let body: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ControlError::Refused(format!("not a control endpoint's answer: {e}")))?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            let error = body["error"].as_str().unwrap_or("refused").to_owned();
+            Err(ControlError::Refused(error))
+        }
+    })
+}
+
+/// The `breaker list` table.
+pub fn format_list(answer: &Value) -> String {
+    let mut out = format!(
+        "{:<16} {:<12} {:>14} {:>10} {:>10}  settings\n",
+        "breaker", "state", "retry_after_ms", "calls", "failures"
+    );
+    for b in answer.as_array().into_iter().flatten() {
+        let settings = b["settings"]
+            .as_object()
+            .map(|s| {
+                s.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{:<16} {:<12} {:>14} {:>10} {:>10}  {settings}\n",
+            b["name"].as_str().unwrap_or("?"),
+            b["state"].as_str().unwrap_or("?"),
+            b["retry_after_ms"]
+                .as_u64()
+                .map_or_else(|| "-".to_owned(), |v| v.to_string()),
+            b["counters"]["window_calls"].as_u64().unwrap_or(0),
+            b["counters"]["window_failures"].as_u64().unwrap_or(0),
+        ));
+    }
+    out
+}
