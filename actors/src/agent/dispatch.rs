@@ -100,7 +100,7 @@ impl<A: Agent> Dispatch<A> {
         s.idle.retain(|&i| i != slot);
         if let Some(worker) = &worker {
             if s.queue.is_empty() || worker.send_message(WorkerMsg::Pull).is_err() {
-                s.idle.push(slot);
+                s.park(slot);
             }
         }
         s.workers[slot] = worker;
@@ -143,6 +143,13 @@ impl<A: Agent> Dispatch<A> {
 }
 
 impl<A: Agent> State<A> {
+    /// Registers the worker of `slot` idle (once; never while the agent is closing).
+    fn park(&mut self, slot: usize) {
+        if !self.closed && !self.idle.contains(&slot) {
+            self.idle.push(slot);
+        }
+    }
+
     fn enqueue(&mut self, job: Job<A>) -> Result<(), Refused<A>> {
         if self.queue.len() >= self.capacity {
             // Jobs whose callers left (their deadline passed, or they were cancelled) still sit
@@ -166,9 +173,7 @@ impl<A: Agent> State<A> {
             if let Some(codel) = &mut self.codel {
                 codel.queue_empty();
             }
-            if !self.closed && !self.idle.contains(&slot) {
-                self.idle.push(slot);
-            }
+            self.park(slot);
             return None;
         }
         // Jobs nobody waits for any more (their deadline passed, or they were cancelled) are
@@ -202,9 +207,9 @@ impl<A: Agent> State<A> {
                 codel.queue_empty();
             }
         }
-        if job.is_none() && !self.closed && !self.idle.contains(&slot) {
+        if job.is_none() {
             // Everything queued was shed or abandoned.
-            self.idle.push(slot);
+            self.park(slot);
         }
         job
     }

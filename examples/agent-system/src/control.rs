@@ -121,14 +121,8 @@ pub fn request(addr: SocketAddr, method: &str, path: &str) -> Result<Value, Cont
         .build()
         .map_err(|e| ControlError::Refused(format!("cannot start a runtime: {e}")))?;
     runtime.block_on(async {
-        // Plain HTTP on loopback; reqwest still wants its TLS configured.
-        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ControlError::Refused(e.to_string()))?
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
+        let tls = crate::provider::http::tls_config(rustls::RootCertStore::empty())
+            .map_err(|e| ControlError::Refused(e.to_string()))?;
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .timeout(Duration::from_secs(10))

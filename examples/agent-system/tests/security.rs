@@ -11,11 +11,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agent_system::SystemConfig;
 use agent_system::exporter::DURATION_BUCKETS;
@@ -30,108 +26,11 @@ const KEY: &str = "sk-canary-5RkW9vQm2Lx7-do-not-log";
 const KEY_FRAGMENT: &str = "5RkW9vQm2Lx7";
 const KEY_VAR: &str = "AGENT_SYSTEM_SECURITY_TEST_KEY";
 
-/// A scripted OpenAI-compatible server that echoes whatever `Authorization` it is sent into
-/// its answers: in error bodies, in a header, in a malformed success body, in a completion.
-struct EchoServer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    requests: Arc<AtomicUsize>,
-    authorizations: Arc<Mutex<BTreeSet<String>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl EchoServer {
-    fn start() -> EchoServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let requests = Arc::new(AtomicUsize::new(0));
-        let authorizations = Arc::new(Mutex::new(BTreeSet::new()));
-        let thread = {
-            let (stop, requests, authorizations) =
-                (stop.clone(), requests.clone(), authorizations.clone());
-            std::thread::spawn(move || {
-                // Bounded: at most 30 s and 5,000 connections, whatever happens.
-                let give_up = Instant::now() + Duration::from_secs(30);
-                let mut n = 0usize;
-                while !stop.load(Ordering::Relaxed) && Instant::now() < give_up && n < 5000 {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            n += 1;
-                            let (requests, authorizations) =
-                                (requests.clone(), authorizations.clone());
-                            std::thread::spawn(move || {
-                                let i = requests.fetch_add(1, Ordering::Relaxed);
-                                let _ = answer(stream, i, &authorizations);
-                            });
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
-                    }
-                }
-            })
-        };
-        EchoServer {
-            addr,
-            stop,
-            requests,
-            authorizations,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Reads one request and answers the `i`-th way, echoing its `Authorization` value.
-fn answer(
-    mut stream: TcpStream,
-    i: usize,
-    authorizations: &Mutex<BTreeSet<String>>,
-) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let header = |name: &str| {
-        head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    };
-    let length: usize = header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let auth = header("authorization").unwrap_or_default();
-    authorizations.lock().unwrap().insert(auth.clone());
+/// Echoes the `Authorization` value it receives, the `i`-th request the `i % 6`-th way: in an
+/// error body, a `WWW-Authenticate` header, a 429's header, a malformed success, a redirect's
+/// `Location`, a successful answer.
+fn echo(i: usize, request: &common::Request) -> Vec<u8> {
+    let auth = request.header("authorization").unwrap_or_default();
     let (status, extra, body) = match i % 6 {
         0 => (
             "500 Internal Server Error",
@@ -167,12 +66,11 @@ fn answer(
             ),
         ),
     };
-    let response = format!(
+    format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
         body.len()
-    );
-    stream.write_all(response.as_bytes())?;
-    stream.flush()
+    )
+    .into_bytes()
 }
 
 fn http_config(base_url: &str) -> String {
@@ -236,8 +134,8 @@ fn assert_no_key(what: &str, text: &str) {
 
 #[test]
 fn the_api_key_never_appears_in_logs_metrics_health_reports_or_messages() {
-    let server = EchoServer::start();
-    let base_url = format!("http://{}/v1", server.addr);
+    let server = common::ScriptedServer::start(echo);
+    let base_url = server.base_url();
     let config_text = http_config(&base_url);
     let config = common::config_file("security-http", &config_text);
     let report = common::report_path("security-http");
@@ -256,8 +154,14 @@ fn the_api_key_never_appears_in_logs_metrics_health_reports_or_messages() {
     let (_, metrics_end) = get(running.addr, "/metrics").expect("scrape");
     let (_, health_end) = get(running.addr, "/health").expect("health");
     let done = running.wait(Duration::from_secs(10));
-    let seen = server.authorizations.lock().unwrap().clone();
-    let requests = server.requests.load(Ordering::Relaxed);
+    let seen: BTreeSet<String> = server
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.header("authorization"))
+        .collect();
+    let requests = server.request_count();
     drop(server);
 
     // The canary did reach the server, every echo path was exercised, and the logs are the

@@ -190,13 +190,7 @@ impl HttpProvider {
 
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ProviderSetupError::Client(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let tls = tls_config(roots).map_err(|e| ProviderSetupError::Client(e.to_string()))?;
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(settings.request_timeout)
@@ -341,4 +335,18 @@ impl Inner {
             other @ (ProviderError::RateLimited { .. } | ProviderError::Outage) => other,
         }
     }
+}
+
+/// rustls on the `ring` provider with `roots`: what every HTTP client of this crate uses (the
+/// provider with the bundled Mozilla roots, the `breaker` commands with none: plain HTTP on
+/// loopback, but reqwest still wants its TLS configured).
+pub(crate) fn tls_config(
+    roots: rustls::RootCertStore,
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
 }
