@@ -41,7 +41,7 @@ mod settings;
 mod state;
 mod window;
 
-pub use machine::CircuitBreaker;
+pub use machine::{CircuitBreaker, Reconfigured};
 pub use settings::{
     BreakerSettings, BreakerSettingsBuilder, OpenBackoff, SlidingWindow, TIME_WINDOW_BUCKETS,
 };

@@ -458,3 +458,58 @@ impl CircuitBreaker {
         }
     }
 }
+
+/// What [`CircuitBreaker::reconfigure`] kept and what it had to reset.
+///
+/// ```
+/// use std::time::Instant;
+/// use ractor_resilience_core::breaker::{BreakerSettings, CircuitBreaker};
+///
+/// let mut cb = CircuitBreaker::new(BreakerSettings::default());
+/// let new = BreakerSettings::builder().with_max_failures(9).build().unwrap();
+/// let report = cb.reconfigure(new, Instant::now());
+/// assert!(report.window_kept);
+/// assert_eq!(cb.settings().max_failures(), Some(9));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reconfigured {
+    /// The sliding window was kept (its shape — count or time, and its size — is unchanged);
+    /// `false`: it was replaced by an empty window of the new shape.
+    pub window_kept: bool,
+    /// Calls the replaced window held (0 when it was kept).
+    pub window_calls_dropped: u32,
+}
+
+impl CircuitBreaker {
+    /// Applies new settings in place at `now`, keeping what an operator would not want to lose:
+    ///
+    /// - the state and the generation (no transition, so permits already handed out stay
+    ///   valid); an open period, a half-open deadline and the re-open count already decided
+    ///   keep their values — the new `open_duration`, `half_open_max_wait` and backoff apply
+    ///   from the next opening or probe on;
+    /// - the consecutive-failure count;
+    /// - the sliding window, when its shape (count or time, and size) is unchanged; otherwise
+    ///   it is replaced by an empty window of the new shape ([`Reconfigured::window_kept`] says
+    ///   which).
+    ///
+    /// The new thresholds are evaluated from the next recorded outcome on, as after any other
+    /// outcome (a breaker whose count already exceeds a lowered `max_failures` opens on its
+    /// next failure, not on the reload itself: a configuration change is not a failure of the
+    /// dependency).
+    pub fn reconfigure(&mut self, settings: BreakerSettings, now: Instant) -> Reconfigured {
+        let window_kept = settings.window() == self.settings.window();
+        let window_calls_dropped = if window_kept {
+            0
+        } else {
+            let dropped = self.window.counts(now).calls;
+            self.window = Window::new(settings.window());
+            dropped
+        };
+        self.settings = settings;
+        Reconfigured {
+            window_kept,
+            window_calls_dropped,
+        }
+    }
+}

@@ -169,6 +169,54 @@ impl RetryBudget {
         self.balance(now) >= self.withdraw_amount
     }
 
+    /// Applies new settings at `now`, keeping the balance; returns whether it was kept.
+    ///
+    /// - The tokens deposited and withdrawn within the window are kept: retries already paid
+    ///   for stay paid, credit already earned stays earned. With an unchanged `ttl` each slot
+    ///   keeps its age; with a new `ttl` the window's net credit moves into the current slot (it
+    ///   expires one new `ttl` from now, rather than being re-aged on a grid it was not
+    ///   recorded on).
+    /// - The reserve and the price of a retry follow the new `min_per_second` and
+    ///   `retry_percent` from now on.
+    /// - Switching `retry_percent` between 0 and a positive value changes what a token means
+    ///   (a deposit is worth nothing at 0): the window starts empty then, and `false` is
+    ///   returned.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ractor_resilience_core::budget::{BudgetSettings, RetryBudget};
+    ///
+    /// let t0 = Instant::now();
+    /// let mut budget = RetryBudget::new(BudgetSettings::new(Duration::from_secs(10), 0, 0.5)?, t0);
+    /// for _ in 0..10 {
+    ///     budget.deposit(t0);
+    /// }
+    /// assert_eq!(budget.available(t0), 5);
+    /// // Retries become twice as cheap; the ten deposits are still there.
+    /// assert!(budget.reconfigure(BudgetSettings::new(Duration::from_secs(10), 0, 1.0)?, t0));
+    /// assert_eq!(budget.available(t0), 10);
+    /// # Ok::<(), ractor_resilience_core::InvalidSettings>(())
+    /// ```
+    pub fn reconfigure(&mut self, settings: BudgetSettings, now: Instant) -> bool {
+        let old = self.settings;
+        let fresh = RetryBudget::new(settings, now);
+        if (old.retry_percent() == 0.0) != (settings.retry_percent() == 0.0) {
+            *self = fresh;
+            return false;
+        }
+        if settings.ttl() == old.ttl() {
+            self.settings = settings;
+            self.deposit_amount = fresh.deposit_amount;
+            self.withdraw_amount = fresh.withdraw_amount;
+            self.reserve = fresh.reserve;
+        } else {
+            let net = self.balance(now).saturating_sub(self.reserve);
+            *self = fresh;
+            self.add(now, net);
+        }
+        true
+    }
+
     /// Takes one retry's cost, affordable or not (the caller checked).
     pub(super) fn withdraw(&mut self, now: Instant) {
         self.add(now, -self.withdraw_amount);
@@ -233,6 +281,53 @@ mod tests {
             budget(60_000, u32::MAX, 0.0, t0).available(t0),
             u64::from(u32::MAX) * 60
         );
+    }
+
+    #[test]
+    fn reconfigure_keeps_the_balance_and_reprices() {
+        let t0 = Instant::now();
+        let mut b = budget(10_000, 0, 0.5, t0);
+        for _ in 0..10 {
+            b.deposit(t0);
+        }
+        assert!(b.try_withdraw(t0));
+        assert_eq!(b.available(t0), 4);
+        // Same ttl: every slot keeps its age, the retry taken stays paid.
+        assert!(b.reconfigure(BudgetSettings::new(ms(10_000), 1, 0.5).unwrap(), t0 + ms(1)));
+        assert_eq!(
+            b.available(t0 + ms(1)),
+            4 + 10,
+            "the reserve follows min_per_second"
+        );
+        // The deposits still expire one ttl after they were made.
+        assert_eq!(b.available(t0 + ms(11_500)), 10);
+    }
+
+    #[test]
+    fn reconfigure_with_a_new_ttl_moves_the_credit_to_now() {
+        let t0 = Instant::now();
+        let mut b = budget(10_000, 0, 1.0, t0);
+        for _ in 0..6 {
+            b.deposit(t0);
+        }
+        let t1 = t0 + ms(5_000);
+        assert!(b.reconfigure(BudgetSettings::new(ms(2_000), 0, 1.0).unwrap(), t1));
+        assert_eq!(b.available(t1), 6);
+        assert_eq!(b.available(t1 + ms(1_000)), 6);
+        assert_eq!(
+            b.available(t1 + ms(2_300)),
+            0,
+            "gone one new ttl after the reload"
+        );
+    }
+
+    #[test]
+    fn reconfigure_between_zero_and_positive_percent_starts_empty() {
+        let t0 = Instant::now();
+        let mut b = budget(10_000, 0, 1.0, t0);
+        b.deposit(t0);
+        assert!(!b.reconfigure(BudgetSettings::new(ms(10_000), 0, 0.0).unwrap(), t0));
+        assert_eq!(b.available(t0), 0);
     }
 
     /// Tower's `tps_slots` vector, with explicit instants.

@@ -134,6 +134,16 @@ impl BudgetTree {
             .unwrap_or(0)
     }
 
+    /// Applies new settings to the budget at `id` at `now`, keeping its balance (see
+    /// [`RetryBudget::reconfigure`]); its place in the tree does not change.
+    ///
+    /// # Panics
+    ///
+    /// If `id` does not belong to this tree.
+    pub fn reconfigure(&mut self, id: BudgetId, settings: BudgetSettings, now: Instant) -> bool {
+        self.nodes[id.0].budget.reconfigure(settings, now)
+    }
+
     /// The budget at `id` alone (for gauges and settings), ignoring its ancestors.
     ///
     /// # Panics

@@ -92,6 +92,41 @@ impl AdaptiveTimeout {
         }
     }
 
+    /// Applies new settings; returns whether the samples were kept. Under the same
+    /// [`mode`](AdaptiveTimeoutSettings::mode) the estimator keeps what it learned
+    /// ([`LatencyEstimator::reconfigure`], [`Rfc6298Estimator::reconfigure`]); a new mode
+    /// starts a new, empty estimator (the two learn different things).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ractor_resilience_core::estimator::{AdaptiveTimeout, AdaptiveTimeoutSettings, EstimatorMode};
+    ///
+    /// let mut t = AdaptiveTimeout::default();
+    /// t.observe(Duration::from_millis(40));
+    /// let capped = AdaptiveTimeoutSettings::builder().with_max(Duration::from_secs(5)).with_initial(Duration::from_secs(5)).build().unwrap();
+    /// assert!(t.reconfigure(capped));
+    /// assert_eq!(t.samples(), 1);
+    /// let rfc = AdaptiveTimeoutSettings::builder().with_mode(EstimatorMode::Rfc6298).build().unwrap();
+    /// assert!(!t.reconfigure(rfc));
+    /// assert_eq!(t.samples(), 0);
+    /// ```
+    pub fn reconfigure(&mut self, settings: AdaptiveTimeoutSettings) -> bool {
+        match self {
+            Self::Quantile(e) if settings.mode() == EstimatorMode::Quantile => {
+                e.reconfigure(settings);
+                true
+            }
+            Self::Rfc6298(e) if settings.mode() == EstimatorMode::Rfc6298 => {
+                e.reconfigure(settings);
+                true
+            }
+            _ => {
+                *self = Self::new(settings);
+                false
+            }
+        }
+    }
+
     /// The settings it was built with.
     pub fn settings(&self) -> &AdaptiveTimeoutSettings {
         match self {

@@ -132,6 +132,44 @@ impl LatencyEstimator {
         &self.settings
     }
 
+    /// Applies new settings, keeping the samples: the newest `min(window_len(), window)` of
+    /// them stay in the window (a smaller window drops the oldest), and
+    /// [`samples`](Self::samples) keeps counting. A new `quantile`, `padding`, clamp or
+    /// `min_samples` applies to the next [`timeout`](Self::timeout) at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ractor_resilience_core::estimator::{AdaptiveTimeoutSettings, LatencyEstimator};
+    ///
+    /// let mut est = LatencyEstimator::new(AdaptiveTimeoutSettings::default());
+    /// for _ in 0..100 {
+    ///     est.observe(Duration::from_millis(40));
+    /// }
+    /// let wider = AdaptiveTimeoutSettings::builder().with_padding(1.0).build().unwrap();
+    /// est.reconfigure(wider);
+    /// assert_eq!(est.samples(), 100);
+    /// assert!((est.timeout().as_secs_f64() - 0.080).abs() < 0.001); // 40 ms × (1 + 1.0)
+    /// ```
+    pub fn reconfigure(&mut self, settings: AdaptiveTimeoutSettings) {
+        let window = settings.window() as usize;
+        if window != self.settings.window() as usize {
+            // Arrival order: once the ring is full, `oldest` is where it starts.
+            let (newer, older) = self.ring.split_at(self.oldest);
+            let ordered: Vec<u16> = older.iter().chain(newer).copied().collect();
+            let kept = &ordered[ordered.len().saturating_sub(window)..];
+            let mut ring = Vec::with_capacity(window);
+            ring.extend_from_slice(kept);
+            let mut counts = Counts::new();
+            for &bucket in kept {
+                counts.increment(bucket);
+            }
+            self.ring = ring;
+            self.counts = counts;
+            self.oldest = 0;
+        }
+        self.settings = settings;
+    }
+
     #[inline]
     fn push(&mut self, bucket: u16) {
         self.samples += 1;

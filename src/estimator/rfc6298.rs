@@ -123,6 +123,12 @@ impl Rfc6298Estimator {
         self.samples
     }
 
+    /// Applies new settings, keeping `SRTT`, `RTTVAR`, the backoff and the sample count: the
+    /// new clamp, granularity and `initial` apply to the next [`rto`](Self::rto) at once.
+    pub fn reconfigure(&mut self, settings: AdaptiveTimeoutSettings) {
+        self.settings = settings;
+    }
+
     /// The settings this estimator was built with.
     pub const fn settings(&self) -> &AdaptiveTimeoutSettings {
         &self.settings
