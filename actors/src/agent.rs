@@ -30,6 +30,7 @@ mod handle;
 mod job;
 mod msg;
 mod options;
+mod reconfigure;
 mod shared;
 mod supervisor;
 mod worker;
@@ -43,6 +44,7 @@ pub use handle::AgentHandle;
 pub use msg::{AgentMsg, Internal, SupervisorStatus};
 pub use options::CallOptions;
 pub use ractor_resilience_core::breaker::CallOutcome;
+pub use reconfigure::{AgentUpdate, ReconfigureError};
 pub use shared::{AgentStats, RetryHook};
 pub use supervisor::SupervisionSettings;
 

@@ -76,6 +76,36 @@ impl SharedBudget {
         self.lock().available(self.id, clock::now())
     }
 
+    /// The settings of this node.
+    pub fn settings(&self) -> BudgetSettings {
+        *self.lock().budget(self.id).settings()
+    }
+
+    /// Applies new settings to this node in place, keeping its balance (see
+    /// [`RetryBudget::reconfigure`](ractor_resilience_core::budget::RetryBudget::reconfigure));
+    /// returns whether the balance was kept. Every clone sees the new settings at once; a
+    /// withdrawal is judged wholly under the old settings or wholly under the new ones (one
+    /// lock).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ractor_resilience::budget::SharedBudget;
+    /// use ractor_resilience::core::budget::BudgetSettings;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let budget = SharedBudget::new(BudgetSettings::new(Duration::from_secs(10), 0, 0.5).unwrap());
+    /// for _ in 0..10 {
+    ///     budget.deposit();
+    /// }
+    /// assert_eq!(budget.available(), 5);
+    /// assert!(budget.reconfigure(BudgetSettings::new(Duration::from_secs(10), 0, 1.0).unwrap()));
+    /// assert_eq!(budget.available(), 10, "the deposits are kept, retries got cheaper");
+    /// # });
+    /// ```
+    pub fn reconfigure(&self, settings: BudgetSettings) -> bool {
+        self.lock().reconfigure(self.id, settings, clock::now())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BudgetTree> {
         // The tree is consistent after every call (no partial updates), so a poisoned lock is safe to reuse.
         self.tree.lock().unwrap_or_else(|e| e.into_inner())

@@ -126,7 +126,9 @@
 //! ```
 
 mod agents;
+mod diff;
 mod display;
+pub use diff::{ConfigChange, diff};
 pub use display::breaker_settings_toml;
 mod env;
 mod policies;

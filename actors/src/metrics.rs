@@ -44,6 +44,12 @@ pub const AGENT_INFLIGHT: &str = "resilience_agent_inflight_tasks";
 /// `resilience_circuit_breaker_operator_actions_total{breaker, action}`: commands an operator
 /// sent to a breaker (`action` = force_open, reset, disable).
 pub const OPERATOR_ACTIONS: &str = "resilience_circuit_breaker_operator_actions_total";
+/// `resilience_config_reloads_total{result}`: configuration reloads by result (`applied`,
+/// `invalid`: the file had mistakes, `refused`: it did not fit what runs; nothing changed on
+/// the last two).
+pub const CONFIG_RELOADS: &str = "resilience_config_reloads_total";
+/// The `result` label values of [`CONFIG_RELOADS`].
+pub const RELOAD_RESULTS: [&str; 3] = ["applied", "invalid", "refused"];
 /// `resilience_agent_queue_wait_seconds{agent}` (histogram): how long each attempt waited for a
 /// worker, from its submission (or its retry's) to the worker starting it.
 pub const AGENT_QUEUE_WAIT: &str = "resilience_agent_queue_wait_seconds";
@@ -99,6 +105,7 @@ pub fn describe() {
         AGENT_SHED,
         "Tasks shed by an agent's queue after waiting too long"
     );
+    describe_counter!(CONFIG_RELOADS, "Configuration reloads by result");
 }
 
 /// The outcomes a breaker counts (`outcome` label of [`BREAKER_CALLS`]).

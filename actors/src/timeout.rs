@@ -62,7 +62,7 @@ pub use self::deadline_queue::{DeadlineQueue, PopExpired, TimerId};
 pub use self::handle::TimeoutHandle;
 pub use self::hooks::{Hook, TimeoutHooks};
 pub(crate) use self::inline::InlineTimeout;
-pub use self::msg::{Recorded, TimeoutMsg};
+pub use self::msg::{Recorded, TimeoutMsg, TimeoutReconfigured, TimeoutUnavailable};
 pub use self::policy::{DEFAULT_OPERATION, OperationTimeouts, PolicyKind, TimeoutPolicy};
 pub use self::race::{RaceError, RaceId, RaceStart, TimedOut, race_in_caller};
 pub use self::state::TimeoutState;

@@ -103,6 +103,8 @@ pub struct AgentBuilder<A: Agent> {
     seed: u64,
     /// The first invalid setting, reported by `spawn`.
     invalid: Option<(&'static str, String)>,
+    /// The registry that built this (its reloads reach the agent).
+    live: Option<crate::registry::LiveAgents>,
 }
 
 impl<A: Agent> std::fmt::Debug for AgentBuilder<A> {
@@ -137,6 +139,7 @@ impl<A: Agent> AgentBuilder<A> {
             on_retry: None,
             seed: 0x5eed,
             invalid: None,
+            live: None,
             name,
         }
     }
@@ -261,6 +264,12 @@ impl<A: Agent> AgentBuilder<A> {
         registry.agent(agent, make)
     }
 
+    /// Registers the spawned agent with a registry, so that its reloads reach it.
+    pub(crate) fn register_with(mut self, live: crate::registry::LiveAgents) -> Self {
+        self.live = Some(live);
+        self
+    }
+
     /// Spawns the breaker actor and, for an adaptive policy, the timeout actor (unless shared
     /// ones were given), then the supervisor and its workers.
     pub async fn spawn(self) -> Result<AgentHandle<A>, SpawnError> {
@@ -326,10 +335,11 @@ impl<A: Agent> AgentBuilder<A> {
             dispatch: Dispatch::new(self.workers, self.max_pending, self.codel),
             breaker,
             timeout,
-            retry,
+            max_attempts: std::sync::atomic::AtomicU32::new(retry.max_attempts()),
+            retry: arc_swap::ArcSwap::from_pointee(retry),
             budget: self.budget,
             on_retry: self.on_retry,
-            max_pending: self.max_pending,
+            max_pending: AtomicUsize::new(self.max_pending),
             inflight: Arc::new(AtomicUsize::new(0)),
             closed: AtomicBool::new(false),
             attempts: AtomicU64::new(0),
@@ -352,6 +362,9 @@ impl<A: Agent> AgentBuilder<A> {
             None => Actor::spawn(None, SupervisorActor::<A>::new(), args).await,
         }
         .map_err(spawn_err("supervisor"))?;
+        if let Some(live) = &self.live {
+            live.push(&self.name, &supervisor);
+        }
         Ok(AgentHandle {
             shared,
             actor: supervisor,

@@ -182,7 +182,9 @@ fn refused_error<A: Agent>(shared: &Shared<A>, refused: Refused<A>) -> CallError
     match refused {
         Refused::Full(_) => CallError::Overloaded {
             reason: OverloadReason::Full {
-                max_pending: shared.max_pending,
+                max_pending: shared
+                    .max_pending
+                    .load(std::sync::atomic::Ordering::Relaxed),
             },
         },
         Refused::Closed(_) => CallError::Unavailable,

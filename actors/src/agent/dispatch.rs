@@ -40,6 +40,8 @@ struct State<A: Agent> {
     capacity: usize,
     /// Sheds what waited too long; `None`: the queue never sheds (pure FIFO).
     codel: Option<Codel>,
+    /// What `codel` was made from (a reload with the same settings keeps its state).
+    codel_settings: Option<CodelSettings>,
     closed: bool,
 }
 
@@ -60,6 +62,7 @@ impl<A: Agent> Dispatch<A> {
                 queue: VecDeque::new(),
                 capacity,
                 codel: codel.map(Codel::new),
+                codel_settings: codel,
                 closed: false,
             }),
         }
@@ -97,6 +100,13 @@ impl<A: Agent> Dispatch<A> {
     /// nothing). `None` empties the slot (its worker stopped).
     pub(crate) fn set_worker(&self, slot: usize, worker: Option<ActorRef<WorkerMsg<A>>>) {
         let mut s = self.lock();
+        if slot >= s.workers.len() {
+            // The pool shrank while this worker was being (re)started: it retires at once.
+            if let Some(worker) = worker {
+                let _ = worker.send_message(WorkerMsg::Retire);
+            }
+            return;
+        }
         s.idle.retain(|&i| i != slot);
         if let Some(worker) = &worker {
             if s.queue.is_empty() || worker.send_message(WorkerMsg::Pull).is_err() {
@@ -119,6 +129,60 @@ impl<A: Agent> Dispatch<A> {
             job.answer(AttemptEnd::Shed { waited }, now);
         }
         job
+    }
+
+    /// Resizes the pool to `workers` slots: new slots start empty (the supervisor spawns their
+    /// workers); the workers of removed slots are returned, already unreachable — no job is
+    /// handed to them any more, and one that finishes is not given the next — so that the
+    /// supervisor can tell them to retire (behind whatever their mailbox already holds).
+    pub(crate) fn resize(&self, workers: usize) -> Vec<ActorRef<WorkerMsg<A>>> {
+        let mut s = self.lock();
+        if workers >= s.workers.len() {
+            s.workers.resize(workers, None);
+            return Vec::new();
+        }
+        s.idle.retain(|&i| i < workers);
+        s.workers.drain(workers..).flatten().collect()
+    }
+
+    /// A new admission bound and queue discipline (hot reload). Jobs already queued stay
+    /// queued even past a lower bound; the same CoDel settings keep their state.
+    pub(crate) fn set_limits(&self, capacity: usize, codel: Option<CodelSettings>) {
+        let mut s = self.lock();
+        s.capacity = capacity;
+        if s.codel_settings != codel {
+            s.codel = codel.map(Codel::new);
+            s.codel_settings = codel;
+        }
+    }
+
+    /// A job a worker took but yields back (a whole batch ran): to itself, behind its mailbox,
+    /// unless its slot was retired meanwhile — then to an idle worker or the queue's front.
+    /// Under the lock, so a retirement cannot slip between the check and the send.
+    pub(crate) fn yield_job(&self, slot: usize, me: &ActorRef<WorkerMsg<A>>, job: Job<A>) {
+        let mut s = self.lock();
+        let job = if slot < s.workers.len() {
+            match me.send_message(WorkerMsg::Run(job)) {
+                Ok(()) => return,
+                Err(MessagingErr::SendErr(WorkerMsg::Run(back))) => back,
+                Err(_) => return,
+            }
+        } else {
+            job
+        };
+        let mut job = job;
+        while let Some(idle) = s.idle.pop() {
+            let Some(worker) = &s.workers[idle] else {
+                continue;
+            };
+            match worker.send_message(WorkerMsg::Run(job)) {
+                Ok(()) => return,
+                Err(MessagingErr::SendErr(WorkerMsg::Run(back))) => job = back,
+                Err(_) => return,
+            }
+        }
+        // It was admitted and had reached a worker: it goes first, whatever the bound.
+        s.queue.push_front(job);
     }
 
     /// Refuses every job from now on, and answers every queued one [`AttemptEnd::Closed`].
@@ -145,7 +209,7 @@ impl<A: Agent> Dispatch<A> {
 impl<A: Agent> State<A> {
     /// Registers the worker of `slot` idle (once; never while the agent is closing).
     fn park(&mut self, slot: usize) {
-        if !self.closed && !self.idle.contains(&slot) {
+        if !self.closed && slot < self.workers.len() && !self.idle.contains(&slot) {
             self.idle.push(slot);
         }
     }
@@ -169,6 +233,9 @@ impl<A: Agent> State<A> {
         now: Instant,
         shed: &mut Vec<(Job<A>, std::time::Duration)>,
     ) -> Option<Job<A>> {
+        if slot >= self.workers.len() {
+            return None; // retired: it stops once its mailbox reaches `Retire`
+        }
         if self.queue.is_empty() {
             if let Some(codel) = &mut self.codel {
                 codel.queue_empty();

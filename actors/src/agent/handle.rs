@@ -191,4 +191,50 @@ impl<A: Agent> AgentHandle<A> {
     pub async fn status(&self) -> Option<SupervisorStatus> {
         ractor::call!(self.actor, AgentMsg::Status).ok()
     }
+
+    /// Changes the pool size, admission bound, queue and retry policy of the running agent
+    /// (see [`AgentUpdate`](super::AgentUpdate) for what happens to work in flight). Returns
+    /// once applied; an invalid update changes nothing.
+    ///
+    /// ```
+    /// use ractor_resilience::agent::{Agent, AgentBuilder, AgentUpdate};
+    /// use ractor_resilience::core::backoff::RetryPolicy;
+    /// use ractor_resilience::task::TaskContext;
+    ///
+    /// struct Echo;
+    /// impl Agent for Echo {
+    ///     type Task = u32;
+    ///     type Output = u32;
+    ///     type Error = std::io::Error;
+    ///     async fn handle(&mut self, n: u32, _ctx: TaskContext) -> Result<u32, std::io::Error> {
+    ///         Ok(n)
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let agent = AgentBuilder::new("echo", || Echo).workers(2).spawn().await.unwrap();
+    /// agent.reconfigure(AgentUpdate::new(6, 100, RetryPolicy::default())).await.unwrap();
+    /// assert_eq!(agent.status().await.unwrap().live_workers, 6);
+    /// let too_small = AgentUpdate::new(6, 3, RetryPolicy::default());
+    /// assert!(agent.reconfigure(too_small).await.is_err());
+    /// assert_eq!(agent.call(7).await.unwrap(), 7);
+    /// agent.stop();
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// [`ReconfigureError`](super::ReconfigureError): an invalid setting, a worker that could
+    /// not be spawned, or an agent that is not running.
+    pub async fn reconfigure(
+        &self,
+        update: super::AgentUpdate,
+    ) -> Result<(), super::ReconfigureError> {
+        let (reply, answer) = ReplyTo::port();
+        self.actor
+            .cast(AgentMsg::Reconfigure(Box::new(update), reply))
+            .map_err(|_| super::ReconfigureError::Unavailable)?;
+        answer
+            .await
+            .map_err(|_| super::ReconfigureError::Unavailable)?
+    }
 }

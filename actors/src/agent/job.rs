@@ -114,6 +114,8 @@ pub(crate) enum WorkerMsg<A: Agent> {
     Run(Job<A>),
     /// Look for queued work (after a start or restart, and to yield between batches).
     Pull,
+    /// The pool shrank and this worker's slot is gone: stop (after whatever came before).
+    Retire,
 }
 
 impl<A: Agent> std::fmt::Debug for WorkerMsg<A> {
@@ -121,6 +123,7 @@ impl<A: Agent> std::fmt::Debug for WorkerMsg<A> {
         match self {
             WorkerMsg::Run(job) => write!(f, "WorkerMsg::Run({job:?})"),
             WorkerMsg::Pull => f.write_str("WorkerMsg::Pull"),
+            WorkerMsg::Retire => f.write_str("WorkerMsg::Retire"),
         }
     }
 }

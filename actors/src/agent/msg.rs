@@ -69,6 +69,13 @@ pub enum AgentMsg<A: Agent> {
     Cancel(TaskId),
     /// The agent's counters.
     Status(RpcReplyPort<SupervisorStatus>),
+    /// Change the pool size, admission bound, queue and retry policy in place (hot reload; see
+    /// [`AgentUpdate`](super::AgentUpdate)). Answered once applied; an invalid update changes
+    /// nothing.
+    Reconfigure(
+        Box<super::AgentUpdate>,
+        ReplyTo<Result<(), super::ReconfigureError>>,
+    ),
     /// The crate's own messages (timers, attempts' answers, retries handed over by callers).
     Internal(Internal<A>),
 }
@@ -103,6 +110,7 @@ impl<A: Agent> std::fmt::Debug for AgentMsg<A> {
             AgentMsg::Submit(envelope, _) => write!(f, "AgentMsg::Submit({})", envelope.id),
             AgentMsg::Cancel(id) => write!(f, "AgentMsg::Cancel({id})"),
             AgentMsg::Status(_) => f.write_str("AgentMsg::Status"),
+            AgentMsg::Reconfigure(update, _) => write!(f, "AgentMsg::Reconfigure({update:?})"),
             AgentMsg::Internal(internal) => internal.fmt(f),
         }
     }

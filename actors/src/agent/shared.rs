@@ -3,9 +3,10 @@
 //! rules all three apply the same way (admission, retryability, how a task's end is counted).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use ractor_resilience_core::backoff::RetryPolicy;
 use ractor_resilience_core::breaker::Rejected;
 use tokio::time::Instant;
@@ -29,10 +30,15 @@ pub(crate) struct Shared<A: Agent> {
     pub(crate) dispatch: Dispatch<A>,
     pub(crate) breaker: BreakerHandle,
     pub(crate) timeout: AgentTimeout,
-    pub(crate) retry: RetryPolicy,
+    /// The retry policy; a task takes it once, when its first retry is planned (hot reload
+    /// swaps it whole).
+    pub(crate) retry: ArcSwap<RetryPolicy>,
+    /// `retry.max_attempts()`, for the paths that only need that (read without a guard).
+    pub(crate) max_attempts: AtomicU32,
     pub(crate) budget: Option<SharedBudget>,
     pub(crate) on_retry: Option<RetryHook<A::Error>>,
-    pub(crate) max_pending: usize,
+    /// The admission bound (hot reload may change it).
+    pub(crate) max_pending: AtomicUsize,
     pub(crate) inflight: Arc<AtomicUsize>,
     /// Shared by reference with every admitted task (one reference count per task, not a copy
     /// of every handle: with a recorder installed each handle is reference-counted itself).
@@ -105,13 +111,12 @@ impl<A: Agent> Shared<A> {
             return Err(self.rejected(rejected));
         }
         let n = self.inflight.fetch_add(1, Ordering::AcqRel);
-        if n >= self.max_pending {
+        let max_pending = self.max_pending.load(Ordering::Relaxed);
+        if n >= max_pending {
             self.inflight.fetch_sub(1, Ordering::AcqRel);
             self.metrics.task(TaskOutcome::Overloaded, Duration::ZERO);
             return Err(CallError::Overloaded {
-                reason: OverloadReason::Full {
-                    max_pending: self.max_pending,
-                },
+                reason: OverloadReason::Full { max_pending },
             });
         }
         self.metrics.inflight(n + 1);
@@ -145,7 +150,7 @@ impl<A: Agent> Shared<A> {
         if retried_upstream {
             1
         } else {
-            self.retry.max_attempts()
+            self.max_attempts.load(Ordering::Relaxed)
         }
     }
 

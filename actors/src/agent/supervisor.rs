@@ -155,6 +155,10 @@ impl<A: Agent> Actor for SupervisorActor<A> {
             AgentMsg::Status(port) => {
                 let _ = port.send(state.status());
             }
+            AgentMsg::Reconfigure(update, reply) => {
+                let result = state.reconfigure(&myself, *update).await;
+                reply.send(result);
+            }
             AgentMsg::Internal(internal) => match internal.0 {
                 InternalMsg::Take(req) => state.take_over(&myself, *req),
                 InternalMsg::TimerFired { generation } => {

@@ -90,6 +90,11 @@ async fn serve<A: Agent>(
         let (mut job, mut now) = match message {
             WorkerMsg::Run(job) => (Some(job), None),
             WorkerMsg::Pull => (None, Some(Instant::now())),
+            WorkerMsg::Retire => {
+                // Its slot is gone (the pool shrank): the dispatcher hands it nothing more.
+                myself.stop(Some("retired".into()));
+                return;
+            }
         };
         for _ in 0..BATCH {
             let finished = match job.take() {
@@ -115,7 +120,7 @@ async fn serve<A: Agent>(
         }
         if let Some(job) = job {
             // A whole batch ran: yield to the mailbox, keeping the job taken.
-            let _ = myself.send_message(WorkerMsg::Run(job));
+            shared.dispatch.yield_job(*slot, &myself, job);
         }
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 use ractor_resilience_core::breaker::{
-    BreakerSettings, BreakerState, CallOutcome, CircuitBreaker, CircuitState, Permit, Rejected,
-    Transition, Transitions,
+    BreakerSettings, BreakerState, CallOutcome, CircuitBreaker, CircuitState, Permit, Reconfigured,
+    Rejected, Transition, Transitions,
 };
 
 use super::handle::BreakerHandle;
@@ -176,6 +176,9 @@ impl Actor for BreakerActor {
             BreakerMsg::ForceOpen => state.command(&myself, CircuitBreaker::force_open),
             BreakerMsg::Disable => state.command(&myself, CircuitBreaker::disable),
             BreakerMsg::Reset => state.command(&myself, CircuitBreaker::reset),
+            BreakerMsg::Reconfigure(settings, reply) => {
+                state.reconfigure(&myself, *settings, reply);
+            }
         }
         // Any input may have moved the next deadline (a transition, the first probe).
         state.arm_deadline(&myself);
@@ -309,6 +312,27 @@ impl BreakerActorState {
         self.drain_queue(myself);
         let transitions = command(&mut self.core, clock::now());
         self.publish(transitions);
+    }
+
+    fn reconfigure(
+        &mut self,
+        myself: &ActorRef<BreakerMsg>,
+        settings: BreakerSettings,
+        reply: ReplyTo<Reconfigured>,
+    ) {
+        self.drain_queue(myself);
+        let report = self.core.reconfigure(settings.clone(), clock::now());
+        *self
+            .shared
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = settings;
+        if report.window_kept {
+            tracing::info!(breaker = %self.shared.name, state = %self.core.state().kind(), "circuit breaker reconfigured; state and window kept");
+        } else {
+            tracing::warn!(breaker = %self.shared.name, state = %self.core.state().kind(), dropped_calls = report.window_calls_dropped, "circuit breaker reconfigured; the window changed shape and starts empty");
+        }
+        reply.send(report);
     }
 
     /// Publishes transitions: the snapshot first (callers fail fast at once), then metrics,

@@ -71,9 +71,14 @@ impl BreakerHandle {
         &self.shared.name
     }
 
-    /// The settings the breaker was spawned with.
-    pub fn settings(&self) -> &ractor_resilience_core::breaker::BreakerSettings {
-        &self.shared.settings
+    /// The settings in force: those it was spawned with, or the last
+    /// [`reconfigure`](Self::reconfigure)d ones.
+    pub fn settings(&self) -> ractor_resilience_core::breaker::BreakerSettings {
+        self.shared
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The actor, e.g. to link or monitor it.
@@ -184,6 +189,38 @@ impl BreakerHandle {
     pub async fn status(&self) -> Result<BreakerStatus, BreakerUnavailable> {
         let (reply, answer) = ReplyTo::port();
         self.send(BreakerMsg::GetState(reply))?;
+        answer.await.map_err(|_| self.unavailable())
+    }
+
+    /// Applies new settings in place, keeping the state, the generation and (when its shape is
+    /// unchanged) the window: see [`CircuitBreaker::reconfigure`] for what is kept. Outcomes
+    /// queued before are applied under the old settings first; every decision after the
+    /// answer uses the new ones.
+    ///
+    /// [`CircuitBreaker::reconfigure`]: ractor_resilience_core::breaker::CircuitBreaker::reconfigure
+    ///
+    /// ```
+    /// use ractor_resilience::breaker::{BreakerActor, BreakerOptions};
+    /// use ractor_resilience::core::breaker::{BreakerSettings, BreakerState};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let breaker = BreakerActor::spawn("db", BreakerSettings::default(), BreakerOptions::default()).await?;
+    /// breaker.force_open()?;
+    /// let stricter = BreakerSettings::builder().with_max_failures(2).build()?;
+    /// let report = breaker.reconfigure(stricter).await?;
+    /// assert!(report.window_kept);
+    /// assert_eq!(breaker.settings().max_failures(), Some(2));
+    /// assert_eq!(breaker.status().await?.state, BreakerState::ForcedOpen, "state kept");
+    /// breaker.stop();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn reconfigure(
+        &self,
+        settings: ractor_resilience_core::breaker::BreakerSettings,
+    ) -> Result<ractor_resilience_core::breaker::Reconfigured, BreakerUnavailable> {
+        let (reply, answer) = ReplyTo::port();
+        self.send(BreakerMsg::Reconfigure(Box::new(settings), reply))?;
         answer.await.map_err(|_| self.unavailable())
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor_resilience_core::breaker::{
-    BreakerState, CallOutcome, Permit, Rejected, TransitionReason,
+    BreakerSettings, BreakerState, CallOutcome, Permit, Reconfigured, Rejected, TransitionReason,
 };
 
 use crate::reply::ReplyTo;
@@ -58,6 +58,10 @@ pub enum BreakerMsg {
     Disable,
     /// Back to Closed with an empty window.
     Reset,
+    /// New settings, applied in place (hot reload): the state, the generation and, when its
+    /// shape is unchanged, the window are kept. Queued outcomes are applied first, under the
+    /// old settings.
+    Reconfigure(Box<BreakerSettings>, ReplyTo<Reconfigured>),
 }
 
 /// Why a [`BreakerMsg::Drain`] was sent.

@@ -55,8 +55,9 @@ pub(super) struct Shared {
     /// Created by the first subscriber: with none, transitions go to metrics, logs and the hook.
     events: OnceLock<OutputPort<BreakerEvent>>,
     pub(super) metrics: BreakerMetrics,
-    /// The settings the breaker was spawned with (what an operator reads back).
-    pub(super) settings: ractor_resilience_core::breaker::BreakerSettings,
+    /// The settings in force (what an operator reads back); only the actor writes them, when
+    /// it is reconfigured.
+    pub(super) settings: std::sync::Mutex<ractor_resilience_core::breaker::BreakerSettings>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -85,7 +86,7 @@ impl Shared {
         settings: ractor_resilience_core::breaker::BreakerSettings,
     ) -> Self {
         Shared {
-            settings,
+            settings: std::sync::Mutex::new(settings),
             name,
             snapshot: AtomicU64::new(initial.to_bits()),
             open_until: AtomicU64::new(0),

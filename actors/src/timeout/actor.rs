@@ -188,6 +188,9 @@ impl Actor for TimeoutActor {
                 state.drain();
                 reply.send(state.status());
             }
+            TimeoutMsg::Reconfigure(args, reply) => {
+                reply.send(state.reconfigure(&args));
+            }
         }
         Ok(())
     }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use ractor::{ActorRef, MessagingErr};
 
-use super::msg::{Recorded, TimeoutMsg};
+use super::msg::{Recorded, TimeoutMsg, TimeoutReconfigured, TimeoutUnavailable};
 use super::policy::{OperationTable, PolicyKind, TimeoutPolicy};
 use super::race::{RaceError, RaceId, RaceStart, TimedOut, race_in_caller, race_pair};
 use super::status::TimeoutStatus;
@@ -27,10 +28,11 @@ pub(crate) const RECORD_QUEUE_CAPACITY: usize = 1024;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) name: Arc<str>,
-    pub(crate) kind: PolicyKind,
+    /// The policy's kind and operation table, replaced whole when the actor is reconfigured
+    /// (a reader sees the old table or the new one, never a mix).
+    pub(crate) policy: ArcSwap<PublishedPolicy>,
     /// The published deadline in nanoseconds (per-operation policy: the default).
     current: AtomicU64,
-    pub(crate) operations: OperationTable,
     /// Allocated by the first record: a policy nobody has used yet holds no slots.
     pub(crate) queue: LazyQueue<Recorded>,
     /// Whether a `Drain` is queued or a drain tick armed (so records ring the doorbell once).
@@ -42,15 +44,18 @@ impl Shared {
     pub(crate) fn new(name: &str, policy: &TimeoutPolicy) -> Self {
         let shared = Shared {
             name: Arc::from(name),
-            kind: policy.kind(),
+            policy: ArcSwap::from_pointee(PublishedPolicy::new(policy)),
             current: AtomicU64::new(0),
-            operations: OperationTable::new(policy),
             queue: LazyQueue::new(RECORD_QUEUE_CAPACITY),
             drain_scheduled: AtomicBool::new(false),
             next_race: AtomicU64::new(0),
         };
         shared.publish(policy.initial_timeout());
         shared
+    }
+
+    pub(crate) fn kind(&self) -> PolicyKind {
+        self.policy.load().kind
     }
 
     pub(crate) fn current(&self) -> Duration {
@@ -60,6 +65,22 @@ impl Shared {
     pub(crate) fn publish(&self, timeout: Duration) {
         let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
         self.current.store(nanos, Ordering::Relaxed);
+    }
+}
+
+/// What callers read of the policy without a message.
+#[derive(Debug)]
+pub(crate) struct PublishedPolicy {
+    pub(crate) kind: PolicyKind,
+    pub(crate) operations: OperationTable,
+}
+
+impl PublishedPolicy {
+    pub(crate) fn new(policy: &TimeoutPolicy) -> Self {
+        PublishedPolicy {
+            kind: policy.kind(),
+            operations: OperationTable::new(policy),
+        }
     }
 }
 
@@ -115,6 +136,8 @@ impl TimeoutHandle {
     /// the current adaptive estimate.
     pub fn timeout_for(&self, operation: Option<&str>) -> Duration {
         self.shared
+            .policy
+            .load()
             .operations
             .timeout_of(operation)
             .unwrap_or_else(|| self.shared.current())
@@ -127,7 +150,7 @@ impl TimeoutHandle {
     /// a [`TimeoutMsg::Record`] message instead.
     pub fn record(&self, operation: Option<&str>, latency: Duration, outcome: TimeoutOutcome) {
         let recorded = Recorded {
-            operation: self.shared.operations.intern(operation),
+            operation: self.shared.policy.load().operations.intern(operation),
             latency,
             outcome,
         };
@@ -249,7 +272,7 @@ impl TimeoutHandle {
         let (answer, worker_reply) = race_pair(self.actor.clone(), id, reply, classify);
         let start = RaceStart {
             id,
-            operation: self.shared.operations.intern(operation),
+            operation: self.shared.policy.load().operations.intern(operation),
             started: tokio::time::Instant::from_std(clock::now()),
             after,
             cancel,
@@ -265,6 +288,41 @@ impl TimeoutHandle {
         worker_reply
     }
 
+    /// Applies a new policy in place (hot reload). An adaptive estimator keeps its samples when
+    /// the new policy is adaptive with the same mode
+    /// ([`AdaptiveTimeout::reconfigure`](ractor_resilience_core::estimator::AdaptiveTimeout::reconfigure));
+    /// races already running keep the deadline they were given; every deadline read after the
+    /// answer comes from the new policy. Outcomes recorded before are applied first.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ractor_resilience::timeout::{TimeoutActor, TimeoutHooks, TimeoutPolicy};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let t = TimeoutActor::spawn("llm", TimeoutPolicy::Fixed(Duration::from_secs(30)), TimeoutHooks::new()).await?;
+    /// t.reconfigure(TimeoutPolicy::Fixed(Duration::from_secs(5))).await?;
+    /// assert_eq!(t.timeout_for(None), Duration::from_secs(5));
+    /// t.actor().stop(None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`TimeoutUnavailable`] if the actor is not running.
+    pub async fn reconfigure(
+        &self,
+        args: impl Into<super::TimeoutArgs>,
+    ) -> Result<TimeoutReconfigured, TimeoutUnavailable> {
+        let (reply, answer) = ReplyTo::port();
+        let unavailable = || TimeoutUnavailable {
+            timeout: self.shared.name.clone(),
+        };
+        self.actor
+            .cast(TimeoutMsg::Reconfigure(Box::new(args.into()), reply))
+            .map_err(|_| unavailable())?;
+        answer.await.map_err(|_| unavailable())
+    }
+
     /// The actor's [`TimeoutStatus`], after it drained every outcome recorded before this call
     /// (so it also works as a flush). `None` if the actor is not running.
     pub async fn status(&self) -> Option<TimeoutStatus> {
@@ -278,7 +336,7 @@ impl fmt::Debug for TimeoutHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimeoutHandle")
             .field("name", &self.shared.name)
-            .field("kind", &self.shared.kind)
+            .field("kind", &self.shared.kind())
             .field("current", &self.shared.current())
             .field("actor", &self.actor.get_id())
             .finish()

@@ -34,6 +34,35 @@ pub enum TimeoutMsg {
     LateReply,
     /// Report the actor's [`TimeoutStatus`] (after draining pending records).
     GetStatus(ReplyTo<TimeoutStatus>),
+    /// A new policy, applied in place (hot reload; see
+    /// [`TimeoutHandle::reconfigure`](super::TimeoutHandle::reconfigure)).
+    Reconfigure(Box<super::TimeoutArgs>, ReplyTo<TimeoutReconfigured>),
+}
+
+/// What [`TimeoutHandle::reconfigure`](super::TimeoutHandle::reconfigure) kept.
+///
+/// ```
+/// let r = ractor_resilience::timeout::TimeoutReconfigured { estimator_kept: true };
+/// assert!(r.estimator_kept);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeoutReconfigured {
+    /// The adaptive estimator kept its samples (adaptive before and after, same mode). `false`
+    /// when a new estimator started empty, or when the policy is not adaptive.
+    pub estimator_kept: bool,
+}
+
+/// The timeout actor is not running.
+///
+/// ```
+/// let e = ractor_resilience::timeout::TimeoutUnavailable { timeout: "llm".into() };
+/// assert_eq!(e.to_string(), "timeout actor `llm` is not running");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("timeout actor `{timeout}` is not running")]
+pub struct TimeoutUnavailable {
+    /// Its name.
+    pub timeout: std::sync::Arc<str>,
 }
 
 /// One recorded outcome: operation, latency (or time waited, for a timeout) and outcome.

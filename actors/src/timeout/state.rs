@@ -95,7 +95,10 @@ impl TimeoutState {
         self.counts.samples += 1;
         self.counts.by_outcome[outcome as usize] += 1;
         self.metrics.call(outcome);
-        let name = self.shared.operations.name(operation);
+        // A record interned under a table that a reload replaced since may name another
+        // operation (or the default) in the hooks; its latency and outcome count all the same.
+        let policy = self.shared.policy.load();
+        let name = policy.operations.name(operation);
         match outcome {
             TimeoutOutcome::Timeout => {
                 if let Some(estimator) = &mut self.estimator {
@@ -243,7 +246,7 @@ impl TimeoutState {
         let [successes, failures, timeouts] = self.counts.by_outcome;
         TimeoutStatus {
             name: self.shared.name.to_string(),
-            kind: self.shared.kind,
+            kind: self.shared.kind(),
             current: self.shared.current(),
             samples: self.counts.samples,
             successes,
@@ -255,6 +258,38 @@ impl TimeoutState {
             timers_armed: self.timer.armed_count(),
             timer_wakeups: self.counts.wakeups,
         }
+    }
+
+    /// A new policy: published for callers, the estimator kept where it can be.
+    pub(crate) fn reconfigure(&mut self, args: &super::TimeoutArgs) -> super::TimeoutReconfigured {
+        // Outcomes recorded under the old policy are applied to the old estimator first.
+        self.drain();
+        let policy = &args.policy;
+        let estimator_kept = match (policy, &mut self.estimator) {
+            (TimeoutPolicy::Adaptive(settings), Some(estimator)) => {
+                estimator.reconfigure(*settings)
+            }
+            (TimeoutPolicy::Adaptive(settings), None) => {
+                self.estimator = Some(AdaptiveTimeout::new(*settings));
+                false
+            }
+            (TimeoutPolicy::Fixed(_) | TimeoutPolicy::PerOperation(_), _) => {
+                self.estimator = None;
+                false
+            }
+        };
+        self.slow_threshold = args.slow_operation_threshold;
+        self.shared
+            .policy
+            .store(Arc::new(super::handle::PublishedPolicy::new(policy)));
+        let current = self
+            .estimator
+            .as_ref()
+            .map_or_else(|| policy.initial_timeout(), AdaptiveTimeout::timeout);
+        self.shared.publish(current);
+        self.metrics.current(current);
+        tracing::info!(timeout = %self.shared.name, kind = policy.kind().as_str(), ?current, estimator_kept, "timeout policy reconfigured");
+        super::TimeoutReconfigured { estimator_kept }
     }
 
     /// On stop: every pending race is answered [`RaceError::Unavailable`], never left hanging.

@@ -116,7 +116,18 @@ pub fn run(
                 return Ok(1);
             }
         };
-        let bound = match exporter::serve(addr, allow, metrics, system.breakers.values().cloned().collect()).await {
+        let reloads = crate::reload::spawn(crate::reload::Reloader {
+            file: args.config.clone(),
+            overrides: overrides.clone(),
+            current: config.clone(),
+            registry: system.registry.clone(),
+            breakers: system.breakers.clone(),
+        });
+        let control = crate::control::Control {
+            breakers: system.breakers.clone(),
+            reload: Some(reloads.clone()),
+        };
+        let bound = match exporter::serve(addr, allow, metrics, control).await {
             Ok(bound) => bound,
             Err(e) => {
                 writeln!(err, "{e}")?;
@@ -128,6 +139,7 @@ pub fn run(
         // came before the handlers were installed would kill the process (no drain, no report).
         let stop = CancellationToken::new();
         spawn_signal_handler(stop.clone());
+        spawn_hangup_handler(reloads);
         writeln!(
             out,
             "agent system: {} agent(s), {} tasks/s for {}; metrics on http://{bound}/metrics, health on http://{bound}/health",
@@ -267,6 +279,31 @@ fn spawn_signal_handler(stop: CancellationToken) {
         }
     });
 }
+
+/// SIGHUP: reload the configuration file (see [`crate::reload`]). Installed before the banner:
+/// SIGHUP's default action would end the process.
+#[cfg(unix)]
+fn spawn_hangup_handler(reloads: crate::reload::ReloadSender) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: reload with POST /reload instead");
+        return;
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let request = crate::reload::ReloadRequest {
+                who: "SIGHUP".into(),
+                reply: None,
+            };
+            if reloads.send(request).await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn spawn_hangup_handler(_reloads: crate::reload::ReloadSender) {}
 
 /// SIGTERM and SIGINT (Ctrl-C), registered once.
 #[cfg(unix)]

@@ -1,9 +1,11 @@
-//! Operating the breakers of a running system: the HTTP side (`GET /breakers`,
-//! `POST /breakers/{name}/force-open|reset|disable`, served with `/metrics` on the same
-//! loopback address) and the CLI side (`agent-system breaker list|force-open|reset|disable`).
+//! Operating a running system: the HTTP side (`GET /breakers`,
+//! `POST /breakers/{name}/force-open|reset|disable`, `POST /reload`, served with `/metrics` on
+//! the same loopback address) and the CLI side (`agent-system breaker
+//! list|force-open|reset|disable`).
 //!
 //! Every command is logged with who asked (the HTTP peer) and counted in
-//! `resilience_circuit_breaker_operator_actions_total{breaker, action}`.
+//! `resilience_circuit_breaker_operator_actions_total{breaker, action}` (reloads in
+//! `resilience_config_reloads_total{result}`, see [`crate::reload`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,6 +16,66 @@ use ractor_resilience::breaker::BreakerHandle;
 use ractor_resilience::config::breaker_settings_toml;
 use ractor_resilience::metrics::OPERATOR_ACTIONS;
 use serde_json::{Value, json};
+
+/// What the control endpoints act on: the breakers (current across reloads) and, when the
+/// system runs from a file, the reload task.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    /// The breakers, by name.
+    pub breakers: crate::system::BreakerView,
+    /// Where `POST /reload` goes; `None`: reload is not available.
+    pub reload: Option<crate::reload::ReloadSender>,
+}
+
+impl Control {
+    /// The breakers now.
+    pub fn breakers(&self) -> Vec<BreakerHandle> {
+        self.breakers.get().into_values().collect()
+    }
+}
+
+impl From<Vec<BreakerHandle>> for Control {
+    fn from(breakers: Vec<BreakerHandle>) -> Self {
+        Control {
+            breakers: breakers.into(),
+            reload: None,
+        }
+    }
+}
+
+/// `POST /reload`: re-reads the configuration file and applies it (see [`crate::reload`]).
+/// 200 with the changes applied; 422 with the file's mistakes or 409 when it does not fit what
+/// runs (nothing changed then); 409 when the system runs without a file.
+pub async fn reload(control: &Control, peer: Peer) -> (StatusCode, Json<Value>) {
+    let Some(sender) = &control.reload else {
+        let error = "reload is not available on this server";
+        return (
+            StatusCode::CONFLICT,
+            Json(json!({ "result": "unavailable", "errors": [error] })),
+        );
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let request = crate::reload::ReloadRequest {
+        who: format!("http {}", peer.0),
+        reply: Some(reply),
+    };
+    let unavailable = || {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "result": "unavailable", "errors": ["the system is shutting down"] })),
+        )
+    };
+    if sender.send(request).await.is_err() {
+        return unavailable();
+    }
+    match answer.await {
+        Ok((status, body)) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Json(body),
+        ),
+        Err(_) => unavailable(),
+    }
+}
 
 /// Who sent a request (the accept loop puts it in every request's extensions).
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +95,7 @@ pub async fn list(breakers: &[BreakerHandle]) -> (StatusCode, Json<Value>) {
 }
 
 async fn describe(b: &BreakerHandle) -> Value {
-    let settings: Value = toml::from_str::<toml::Table>(&breaker_settings_toml(b.settings()))
+    let settings: Value = toml::from_str::<toml::Table>(&breaker_settings_toml(&b.settings()))
         .ok()
         .and_then(|t| serde_json::to_value(t).ok())
         .unwrap_or(Value::Null);

@@ -1,7 +1,7 @@
 //! `/metrics` (Prometheus text exposition, histograms with explicit buckets), `/health`
 //! (JSON, 200 `ok` / 503 `degraded` with the breakers that are not closed) and the breakers'
-//! control endpoints (`GET /breakers`, `POST /breakers/{name}/force-open|reset|disable`, see
-//! [`crate::control`]), on loopback by default.
+//! control endpoints (`GET /breakers`, `POST /breakers/{name}/force-open|reset|disable`,
+//! `POST /reload`, see [`crate::control`]), on loopback by default.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -86,7 +86,7 @@ pub fn health(breakers: &[BreakerHandle]) -> Health {
 #[derive(Clone)]
 struct Served {
     metrics: Arc<Renderer>,
-    breakers: Arc<Vec<BreakerHandle>>,
+    control: crate::control::Control,
 }
 
 /// Renders the exposition for `/metrics`, at most one render at a time, off the async workers,
@@ -135,7 +135,7 @@ async fn metrics_page(State(s): State<Served>) -> impl IntoResponse {
 }
 
 async fn health_page(State(s): State<Served>) -> impl IntoResponse {
-    let h = health(&s.breakers);
+    let h = health(&s.control.breakers());
     let code = if h.status == "ok" {
         StatusCode::OK
     } else {
@@ -145,7 +145,7 @@ async fn health_page(State(s): State<Served>) -> impl IntoResponse {
 }
 
 async fn breakers_page(State(s): State<Served>) -> impl IntoResponse {
-    crate::control::list(&s.breakers).await
+    crate::control::list(&s.control.breakers()).await
 }
 
 async fn breaker_action(
@@ -153,7 +153,14 @@ async fn breaker_action(
     Path((name, action)): Path<(String, String)>,
     axum::Extension(peer): axum::Extension<crate::control::Peer>,
 ) -> impl IntoResponse {
-    crate::control::act(&s.breakers, &name, &action, peer).await
+    crate::control::act(&s.control.breakers(), &name, &action, peer).await
+}
+
+async fn reload_page(
+    State(s): State<Served>,
+    axum::Extension(peer): axum::Extension<crate::control::Peer>,
+) -> impl IntoResponse {
+    crate::control::reload(&s.control, peer).await
 }
 
 /// Why the exporter could not start.
@@ -217,13 +224,13 @@ pub async fn serve(
     addr: SocketAddr,
     allow_non_loopback: bool,
     metrics: PrometheusHandle,
-    breakers: Vec<BreakerHandle>,
+    control: impl Into<crate::control::Control>,
 ) -> Result<SocketAddr, ExporterError> {
     serve_with(
         addr,
         allow_non_loopback,
         metrics,
-        breakers,
+        control,
         ServerLimits::default(),
     )
     .await
@@ -245,7 +252,7 @@ pub async fn serve_with(
     addr: SocketAddr,
     allow_non_loopback: bool,
     metrics: PrometheusHandle,
-    breakers: Vec<BreakerHandle>,
+    control: impl Into<crate::control::Control>,
     limits: ServerLimits,
 ) -> Result<SocketAddr, ExporterError> {
     if !allow_non_loopback && !is_loopback(addr.ip()) {
@@ -260,12 +267,13 @@ pub async fn serve_with(
         .route("/health", get(health_page))
         .route("/breakers", get(breakers_page))
         .route("/breakers/{name}/{action}", post(breaker_action))
+        .route("/reload", post(reload_page))
         .with_state(Served {
             metrics: Arc::new(Renderer {
                 handle: metrics.clone(),
                 latest: tokio::sync::Mutex::new(None),
             }),
-            breakers: Arc::new(breakers),
+            control: control.into(),
         });
     // Held by a task of the calling runtime: dropped (and the server stopped) when it shuts down.
     let (alive, caller_gone) = tokio::sync::oneshot::channel::<()>();

@@ -26,6 +26,7 @@ pub mod exporter;
 pub mod failures;
 pub mod progress;
 pub mod provider;
+pub mod reload;
 pub mod report;
 pub mod settings;
 pub mod system;

@@ -47,7 +47,7 @@ pub fn finish_line() {
 
 struct SystemView {
     tally: std::sync::Arc<std::sync::Mutex<crate::report::Tally>>,
-    breakers: std::collections::BTreeMap<String, ractor_resilience::breaker::BreakerHandle>,
+    breakers: crate::system::BreakerView,
     start: tokio::time::Instant,
 }
 
@@ -56,6 +56,7 @@ impl SystemView {
         let t = self.tally.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let breakers: Vec<String> = self
             .breakers
+            .get()
             .iter()
             .map(|(n, b)| format!("{n}={}", b.state()))
             .collect();

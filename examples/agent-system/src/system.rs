@@ -19,7 +19,6 @@ use ractor_resilience::breaker::BreakerHandle;
 use ractor_resilience::core::breaker::BreakerState;
 use ractor_resilience::registry::{Registry, RegistryOptions};
 use ractor_resilience::task::{CancellationToken, TaskId};
-use ractor_resilience::timeout::TimeoutHandle;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -51,15 +50,53 @@ pub enum SystemError {
     NoAgents,
 }
 
+/// The breakers of a running system, by configured name: replaced after each reload (a reload
+/// may add or remove breakers), read by the progress line and the control endpoints.
+#[derive(Debug, Clone, Default)]
+pub struct BreakerView(Arc<std::sync::RwLock<BTreeMap<String, BreakerHandle>>>);
+
+impl BreakerView {
+    /// A view of `registry`'s breakers now.
+    pub fn of(registry: &Registry) -> Self {
+        let view = BreakerView::default();
+        view.refresh(registry);
+        view
+    }
+
+    /// Takes `registry`'s breakers again (after a reload).
+    pub fn refresh(&self, registry: &Registry) {
+        let breakers = registry
+            .breakers()
+            .map(|(name, b)| (name.to_owned(), b.clone()))
+            .collect();
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = breakers;
+    }
+
+    /// The breakers now, by name.
+    pub fn get(&self) -> BTreeMap<String, BreakerHandle> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl From<Vec<BreakerHandle>> for BreakerView {
+    fn from(breakers: Vec<BreakerHandle>) -> Self {
+        let map = breakers
+            .into_iter()
+            .map(|b| (b.name().to_owned(), b))
+            .collect();
+        BreakerView(Arc::new(std::sync::RwLock::new(map)))
+    }
+}
+
 /// The running system.
 #[derive(Debug)]
 pub struct System {
     /// The agents, in workload order.
     pub agents: Vec<AgentHandle<LlmAgent>>,
-    /// Every breaker, by configured name.
-    pub breakers: BTreeMap<String, BreakerHandle>,
-    /// Every timeout actor, by configured name.
-    pub timeouts: BTreeMap<String, TimeoutHandle>,
+    /// Every breaker, by configured name (kept current across reloads).
+    pub breakers: BreakerView,
+    /// The configuration's named policies; a reload reconfigures them through it.
+    pub registry: Arc<tokio::sync::Mutex<Registry>>,
     /// Transitions seen so far.
     pub transitions: Arc<Mutex<Vec<TransitionRecord>>>,
     /// Outcomes so far.
@@ -129,21 +166,14 @@ impl System {
             })?;
             agents.push(agent);
         }
-        let breakers: BTreeMap<String, BreakerHandle> = registry
-            .breakers()
-            .map(|(name, b)| (name.to_owned(), b.clone()))
-            .collect();
-        let timeouts: BTreeMap<String, TimeoutHandle> = registry
-            .timeouts()
-            .map(|(name, t)| (name.to_owned(), t.clone()))
-            .collect();
         if agents.is_empty() {
+            registry.stop();
             return Err(SystemError::NoAgents);
         }
         Ok(System {
             agents,
-            breakers,
-            timeouts,
+            breakers: BreakerView::of(&registry),
+            registry: Arc::new(tokio::sync::Mutex::new(registry)),
             transitions,
             tally: Arc::new(Mutex::new(Tally::default())),
             start,
@@ -153,6 +183,7 @@ impl System {
     /// Breakers not closed (open, half-open, forced open), by name.
     pub fn open_breakers(&self) -> Vec<String> {
         self.breakers
+            .get()
             .iter()
             .filter(|(_, b)| {
                 matches!(
@@ -285,11 +316,15 @@ impl System {
         for agent in &self.agents {
             agent.stop();
         }
-        for breaker in self.breakers.values() {
-            breaker.stop();
-        }
-        for timeout in self.timeouts.values() {
-            timeout.actor().stop(None);
+        match self.registry.try_lock() {
+            Ok(registry) => registry.stop(),
+            // A reload holds it: stop what the last view saw (the reload's own actors are
+            // stopped with the runtime).
+            Err(_) => {
+                for breaker in self.breakers.get().values() {
+                    breaker.stop();
+                }
+            }
         }
     }
 }

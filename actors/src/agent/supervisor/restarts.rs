@@ -11,7 +11,9 @@ use tokio::time::Instant;
 
 use super::super::Agent;
 use super::super::error::CallError;
+use super::super::job::WorkerMsg;
 use super::super::msg::AgentMsg;
+use super::super::reconfigure::{AgentUpdate, ReconfigureError};
 use super::super::worker::{AgentFactory, WorkerActor};
 use super::{SupervisionSettings, SupervisorState, Timer};
 use crate::clock;
@@ -20,6 +22,8 @@ use crate::clock;
 pub(crate) struct Pool<A: Agent> {
     make: AgentFactory<A>,
     slots: Vec<Slot>,
+    /// A new slot's backoff (the pool grows on reload).
+    fresh: RestartBackoff,
     intensity: RestartIntensity,
     pub(super) rng: SmallRng,
 }
@@ -42,6 +46,7 @@ impl<A: Agent> Pool<A> {
             settings.reset_after,
         )?;
         Ok(Pool {
+            fresh: backoff.clone(),
             make,
             slots: (0..workers)
                 .map(|_| Slot {
@@ -77,6 +82,60 @@ impl<A: Agent> SupervisorState<A> {
         s.worker = Some(worker.get_id());
         s.started = Instant::now();
         self.shared.dispatch.set_worker(slot, Some(worker));
+        Ok(())
+    }
+
+    /// Applies an [`AgentUpdate`]: limits and retry policy first, then the pool's size (see
+    /// [`super::super::reconfigure`]).
+    pub(super) async fn reconfigure(
+        &mut self,
+        myself: &ActorRef<AgentMsg<A>>,
+        update: AgentUpdate,
+    ) -> Result<(), ReconfigureError> {
+        use std::sync::atomic::Ordering;
+        update.validate()?;
+        let shared = &self.shared;
+        shared
+            .max_pending
+            .store(update.max_pending, Ordering::Relaxed);
+        shared.dispatch.set_limits(update.max_pending, update.queue);
+        shared
+            .max_attempts
+            .store(update.retry.max_attempts(), Ordering::Relaxed);
+        shared.retry.store(std::sync::Arc::new(update.retry));
+        let before = self.pool.slots.len();
+        let after = update.workers;
+        if after < before {
+            for worker in shared.dispatch.resize(after) {
+                // Behind any job already in its mailbox: that job runs first.
+                let _ = worker.send_message(WorkerMsg::Retire);
+            }
+            self.pool.slots.truncate(after);
+        } else if after > before {
+            shared.dispatch.resize(after);
+            for _ in before..after {
+                self.pool.slots.push(Slot {
+                    worker: None,
+                    started: Instant::now(),
+                    backoff: self.pool.fresh.clone(),
+                });
+            }
+            for slot in before..after {
+                self.spawn_worker(myself, slot)
+                    .await
+                    .map_err(|e| ReconfigureError::Spawn {
+                        slot,
+                        reason: e.to_string(),
+                    })?;
+            }
+        }
+        tracing::info!(
+            agent = %self.shared.name,
+            workers_before = before,
+            workers = after,
+            max_pending = update.max_pending,
+            "agent reconfigured"
+        );
         Ok(())
     }
 
@@ -125,8 +184,8 @@ impl<A: Agent> SupervisorState<A> {
         myself: &ActorRef<AgentMsg<A>>,
         slot: usize,
     ) -> Result<(), ActorProcessingErr> {
-        if self.pool.slots[slot].worker.is_some() {
-            return Ok(());
+        if self.pool.slots.get(slot).is_none_or(|s| s.worker.is_some()) {
+            return Ok(()); // alive, or the pool shrank past it
         }
         if let Some(until) = self.shared.breaker_open_until() {
             self.timers.insert(until, Timer::Restart(slot));

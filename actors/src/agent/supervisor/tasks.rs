@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ractor::ActorRef;
-use ractor_resilience_core::backoff::ExponentialBackoff;
+use ractor_resilience_core::backoff::{ExponentialBackoff, RetryPolicy};
 use ractor_resilience_core::breaker::Rejected;
 use ractor_resilience_core::retry::{RetryDecision, RetryInput, plan, task_seed};
 use rand::SeedableRng;
@@ -40,7 +40,9 @@ pub(crate) struct Tasks<A: Agent> {
 
 struct Held<A: Agent> {
     req: TaskRequest<A>,
-    backoff: Option<ExponentialBackoff<SmallRng>>,
+    /// The retry policy this task plans with, and its backoff schedule: taken when its first
+    /// retry is planned, kept to its end (a reload never mixes two policies in one task).
+    backoff: Option<(Arc<RetryPolicy>, ExponentialBackoff<SmallRng>)>,
     /// The attempt a worker has (or will take), the signal that abandons it, and whether a
     /// worker started it.
     running: Option<(u32, CancellationToken, Arc<AtomicBool>)>,
@@ -175,7 +177,7 @@ impl<A: Agent> SupervisorState<A> {
             // The job (and its reply, which reports nothing for a task already answered) is
             // dropped after the answer.
             Err(Refused::Full(_job)) => {
-                let max_pending = self.shared.max_pending;
+                let max_pending = self.shared.max_pending.load(Ordering::Relaxed);
                 let reason = OverloadReason::Full { max_pending };
                 self.finish(key, Err(CallError::Overloaded { reason }));
             }
@@ -259,16 +261,21 @@ impl<A: Agent> SupervisorState<A> {
         let seed = self.tasks.seed;
         let shared = &self.shared;
         let h = self.tasks.held.get_mut(&key)?;
-        let step = h
-            .backoff
-            .get_or_insert_with(|| {
-                let seed = task_seed(seed, h.req.id.0);
-                shared.retry.backoff(SmallRng::seed_from_u64(seed))
-            })
-            .next();
+        let (policy, backoff) = h.backoff.get_or_insert_with(|| {
+            let seed = task_seed(seed, h.req.id.0);
+            let policy = shared.retry.load_full();
+            let backoff = policy.backoff(SmallRng::seed_from_u64(seed));
+            (policy, backoff)
+        });
+        let step = backoff.next();
+        let max_attempts = if h.req.retried_upstream {
+            1
+        } else {
+            policy.max_attempts()
+        };
         Some(plan(&RetryInput {
             attempts: h.req.attempts,
-            max_attempts: shared.max_attempts(h.req.retried_upstream),
+            max_attempts,
             retryable,
             backoff_step: step,
             pushback,
