@@ -11,7 +11,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{config_file, get, start};
+use common::{config_file, get, post, start};
 
 const SCENARIO: &str = r#"
 [breakers.llm]
@@ -120,4 +120,141 @@ fn nothing_listening_is_a_clear_error() {
     let (code, out, err) = breaker(&["list", "--addr", "127.0.0.1:1"]);
     assert_eq!(code, Some(2), "{out}");
     assert!(err.contains("nothing is listening at 127.0.0.1:1"), "{err}");
+}
+
+/// Polls `GET /breakers` (every 50 ms, at most 10 s) until `llm` has `max_failures = want`;
+/// returns its JSON.
+fn wait_for_max_failures(addr: std::net::SocketAddr, want: u64) -> serde_json::Value {
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = get(addr, "/breakers").expect("breakers");
+        let list: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        let llm = list
+            .as_array()
+            .and_then(|a| a.iter().find(|b| b["name"] == "llm"))
+            .cloned()
+            .expect("llm listed");
+        if llm["settings"]["max_failures"] == want {
+            return llm;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "max_failures never became {want}: {llm}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `/metrics` until `resilience_config_reloads_total{result}` reaches `want`.
+fn wait_for_reloads(addr: std::net::SocketAddr, result: &str, want: u64) {
+    let line = format!("resilience_config_reloads_total{{result=\"{result}\"}} {want}");
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, exposition) = get(addr, "/metrics").expect("metrics");
+        if exposition.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(std::time::Instant::now() < give_up, "never saw {line}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sighup(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+}
+
+#[test]
+fn sighup_reloads_the_file_in_place_and_a_broken_file_changes_nothing() {
+    let config = config_file("reload", SCENARIO);
+    let running = start(&["--log-level", "info"], &config, &[], &[]);
+    let addr = running.addr.to_string();
+    let (code, _, err) = breaker(&["force-open", "llm", "--addr", &addr]);
+    assert_eq!(code, Some(0), "{err}");
+    let before = wait_for_max_failures(running.addr, 5);
+    assert_eq!(before["state"], "forced_open");
+
+    // A new max_failures: applied in place, the forced state and the generation kept.
+    std::fs::write(
+        &config,
+        SCENARIO.replace("max_failures = 5", "max_failures = 3"),
+    )
+    .unwrap();
+    sighup(running.pid());
+    let after = wait_for_max_failures(running.addr, 3);
+    assert_eq!(after["state"], "forced_open", "{after}");
+    assert_eq!(after["generation"], before["generation"], "{after}");
+    wait_for_reloads(running.addr, "applied", 1);
+
+    // A broken file: nothing changes, the process keeps serving.
+    std::fs::write(
+        &config,
+        SCENARIO.replace("max_failures = 5", "max_failures = 0"),
+    )
+    .unwrap();
+    sighup(running.pid());
+    wait_for_reloads(running.addr, "invalid", 1);
+    let unchanged = wait_for_max_failures(running.addr, 3);
+    assert_eq!(unchanged["state"], "forced_open");
+    let (status, body) = get(running.addr, "/health").expect("still serving");
+    assert_eq!(status, 503, "{body}");
+
+    // POST /reload says why, naming the file, line and field.
+    let (status, body) = post(running.addr, "/reload").expect("reload");
+    assert_eq!(status, 422, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["result"], "invalid");
+    let error = answer["errors"][0].as_str().unwrap();
+    assert!(
+        error.contains("reload.toml:3:") && error.contains("max_failures"),
+        "{error}"
+    );
+
+    // Fixed again, by POST: the answer lists what changed and what was done.
+    std::fs::write(
+        &config,
+        SCENARIO
+            .replace("max_failures = 5", "max_failures = 4")
+            .replace("rate = 10.0", "rate = 12.0"),
+    )
+    .unwrap();
+    let (status, body) = post(running.addr, "/reload").expect("reload");
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        answer["changes"],
+        serde_json::json!(["breakers.llm.max_failures: 3 -> 4"])
+    );
+    assert_eq!(
+        answer["actions"],
+        serde_json::json!([
+            "breakers.llm: reconfigured in place (state, generation and window kept)"
+        ])
+    );
+    assert_eq!(
+        answer["not_applied"],
+        serde_json::json!(["system.workload.rate: 10.0 -> 12.0 (needs a restart)"])
+    );
+    wait_for_max_failures(running.addr, 4);
+
+    let (code, _, err) = breaker(&["reset", "llm", "--addr", &addr]);
+    assert_eq!(code, Some(0), "{err}");
+    running.sigterm();
+    let done = running.wait(Duration::from_secs(10));
+    assert_eq!(done.status.code(), Some(0), "stderr:\n{}", done.stderr);
+    assert!(
+        done.stderr
+            .contains("config changed: breakers.llm.max_failures: 5 -> 3"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains("reload refused, nothing changed")
+            && done.stderr.contains("requested_by=\"SIGHUP\""),
+        "{}",
+        done.stderr
+    );
 }

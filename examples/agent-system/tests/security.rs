@@ -374,6 +374,12 @@ fn assert_labels_are_bounded(exposition: &str, config: &str) -> usize {
         ("state", states.clone()),
         ("from", states.clone()),
         ("to", states),
+        (
+            "result",
+            ractor_resilience::metrics::RELOAD_RESULTS
+                .map(str::to_owned)
+                .into(),
+        ),
     ]);
     let pairs = label_pairs(exposition);
     for (key, value, line) in &pairs {

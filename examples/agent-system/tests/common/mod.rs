@@ -219,6 +219,20 @@ pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     Ok(split_response(&response))
 }
 
+/// A minimal HTTP/1.0 POST with an empty body and 5 s timeouts (20 s to answer): (status, body).
+pub fn post(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(split_response(&response))
+}
+
 /// (status, body) of a raw HTTP response.
 pub fn split_response(response: &str) -> (u16, String) {
     let status = response
