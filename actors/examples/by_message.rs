@@ -67,6 +67,10 @@ enum Msg {
     Done(TaskId, Outcome<Shouter>),
 }
 
+// With ractor's `cluster` feature (which `ractor_cluster` turns on) every message type says so.
+#[cfg(feature = "cluster")]
+impl ractor::Message for Msg {}
+
 struct Dispatcher;
 
 struct State {

@@ -164,6 +164,9 @@ enum CoordinatorMsg {
     Done(String, Result<String, String>),
 }
 
+#[cfg(feature = "cluster")]
+impl ractor::Message for CoordinatorMsg {}
+
 struct Coordinator;
 
 struct Dependencies {

@@ -37,6 +37,9 @@ enum CallerMsg {
     Ask(Script, Option<u64>, oneshot::Sender<Asked>),
 }
 
+#[cfg(feature = "cluster")]
+impl ractor::Message for CallerMsg {}
+
 impl Actor for Caller {
     type Msg = CallerMsg;
     type State = ActorRef<AgentMsg<Scripted>>;
@@ -133,6 +136,9 @@ enum CollectorMsg {
     Cancel(TaskId),
     Done(TaskId, Outcome<Scripted>),
 }
+
+#[cfg(feature = "cluster")]
+impl ractor::Message for CollectorMsg {}
 
 struct CollectorState {
     agent: ActorRef<AgentMsg<Scripted>>,

@@ -30,6 +30,9 @@ pub(crate) struct SelectMsg {
     reply: RpcReplyPort<()>,
 }
 
+#[cfg(feature = "cluster")]
+impl ractor::Message for SelectMsg {}
+
 impl Actor for SelectWorker {
     type Msg = SelectMsg;
     type State = ();

@@ -33,6 +33,9 @@ pub(crate) enum BareMsg {
     Ping(RpcReplyPort<()>),
 }
 
+#[cfg(feature = "cluster")]
+impl ractor::Message for BareMsg {}
+
 impl Actor for BareWorker {
     type Msg = BareMsg;
     type State = ();

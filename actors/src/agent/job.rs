@@ -127,3 +127,6 @@ impl<A: Agent> std::fmt::Debug for WorkerMsg<A> {
         }
     }
 }
+
+#[cfg(feature = "cluster")]
+impl<A: Agent> ractor::Message for WorkerMsg<A> {}

@@ -192,3 +192,8 @@ impl<A: Agent> TaskRequest<A> {
             }
     }
 }
+
+// Local-only under ractor's `cluster` feature (see `breaker::messages`): a remote caller reaches
+// an agent through its node's ingress, never with these.
+#[cfg(feature = "cluster")]
+impl<A: Agent> ractor::Message for AgentMsg<A> {}

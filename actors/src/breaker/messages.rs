@@ -194,3 +194,10 @@ pub struct BreakerUnavailable {
     /// The breaker's name.
     pub breaker: Arc<str>,
 }
+
+// With ractor's `cluster` feature the blanket `Message` impl is gone: these stay local-only
+// messages (they carry callbacks and instants, nothing that crosses a node).
+#[cfg(feature = "cluster")]
+impl ractor::Message for BreakerMsg {}
+#[cfg(feature = "cluster")]
+impl ractor::Message for BreakerEvent {}

@@ -72,3 +72,7 @@ pub struct Recorded {
     pub(crate) latency: Duration,
     pub(crate) outcome: TimeoutOutcome,
 }
+
+// Local-only under ractor's `cluster` feature (see `breaker::messages`).
+#[cfg(feature = "cluster")]
+impl ractor::Message for TimeoutMsg {}

@@ -165,6 +165,9 @@ struct FactoryWorker;
 
 struct Work(Duration, RpcReplyPort<()>);
 
+#[cfg(feature = "cluster")]
+impl ractor::Message for Work {}
+
 impl Worker for FactoryWorker {
     type Key = ();
     type Message = Work;
