@@ -242,6 +242,14 @@ impl std::fmt::Debug for Registry {
     }
 }
 
+/// The names `have` holds and `want` does not.
+fn gone<V, W>(have: &BTreeMap<String, V>, want: &BTreeMap<String, W>) -> Vec<String> {
+    have.keys()
+        .filter(|name| !want.contains_key(*name))
+        .cloned()
+        .collect()
+}
+
 /// A stable 64-bit mix of a name (FNV-1a): seeds that differ per name, the same on every run.
 fn name_seed(seed: u64, name: &str) -> u64 {
     let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -438,13 +446,7 @@ impl Registry {
     }
 
     async fn reload_breakers<X>(&mut self, config: &ResolvedConfig<X>, report: &mut ReloadReport) {
-        let removed: Vec<String> = self
-            .breakers
-            .keys()
-            .filter(|n| !config.breakers.contains_key(*n))
-            .cloned()
-            .collect();
-        for name in removed {
+        for name in gone(&self.breakers, &config.breakers) {
             if let Some(handle) = self.breakers.remove(&name) {
                 handle.stop();
                 report.actions.push(format!("breakers.{name}: stopped"));
@@ -477,13 +479,7 @@ impl Registry {
     }
 
     async fn reload_timeouts<X>(&mut self, config: &ResolvedConfig<X>, report: &mut ReloadReport) {
-        let removed: Vec<String> = self
-            .timeouts
-            .keys()
-            .filter(|n| !config.timeouts.contains_key(*n))
-            .cloned()
-            .collect();
-        for name in removed {
+        for name in gone(&self.timeouts, &config.timeouts) {
             if let Some((handle, _)) = self.timeouts.remove(&name) {
                 handle.actor().stop(None);
                 report.actions.push(format!("timeouts.{name}: stopped"));
@@ -520,13 +516,7 @@ impl Registry {
     }
 
     fn reload_budgets<X>(&mut self, config: &ResolvedConfig<X>, report: &mut ReloadReport) {
-        let removed: Vec<String> = self
-            .budgets
-            .keys()
-            .filter(|n| !config.budgets.contains_key(*n))
-            .cloned()
-            .collect();
-        for name in removed {
+        for name in gone(&self.budgets, &config.budgets) {
             self.budgets.remove(&name);
             report.actions.push(format!("budgets.{name}: removed"));
         }

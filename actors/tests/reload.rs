@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use ractor_resilience::agent::CallError;
+use ractor_resilience::agent::{AgentHandle, CallError};
 use ractor_resilience::config::ResolvedConfig;
 use ractor_resilience::core::breaker::{BreakerState, CallOutcome};
 use ractor_resilience::registry::{Registry, RegistryOptions};
@@ -19,6 +19,21 @@ use tokio::time::Instant;
 
 fn config(text: &str) -> ResolvedConfig {
     ResolvedConfig::from_toml_str(text, "reload.toml").unwrap()
+}
+
+async fn spawn(config: &ResolvedConfig) -> Registry {
+    Registry::spawn(config, RegistryOptions::default())
+        .await
+        .unwrap()
+}
+
+async fn writer(registry: &Registry) -> AgentHandle<scripted::Scripted> {
+    registry
+        .agent("writer", quiet)
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap()
 }
 
 const RATE_BREAKER: &str = r#"
@@ -32,9 +47,7 @@ minimum_calls = 10
 #[tokio::test(start_paused = true)]
 async fn a_breaker_keeps_its_window_state_and_generation_across_a_reload() {
     let old = config(&RATE_BREAKER.replace("THRESHOLD", "0.5"));
-    let mut registry = Registry::spawn(&old, RegistryOptions::default())
-        .await
-        .unwrap();
+    let mut registry = spawn(&old).await;
     let llm = registry.breaker("llm").unwrap().clone();
     // Nine calls, four failures: below the floor of ten calls, nothing is judged yet.
     for n in 0..9 {
@@ -74,9 +87,7 @@ async fn a_breaker_keeps_its_window_state_and_generation_across_a_reload() {
 #[tokio::test(start_paused = true)]
 async fn a_new_window_shape_is_reported_and_a_forced_state_survives() {
     let old = config(&RATE_BREAKER.replace("THRESHOLD", "0.5"));
-    let mut registry = Registry::spawn(&old, RegistryOptions::default())
-        .await
-        .unwrap();
+    let mut registry = spawn(&old).await;
     let llm = registry.breaker("llm").unwrap().clone();
     let permit = llm.acquire().await.unwrap();
     llm.record(permit, CallOutcome::Success, ms(5));
@@ -108,12 +119,7 @@ ttl = "10s"
 min_per_second = 0
 retry_percent = PERCENT
 "#;
-    let mut registry = Registry::spawn(
-        &config(&text.replace("PERCENT", "0.5")),
-        RegistryOptions::default(),
-    )
-    .await
-    .unwrap();
+    let mut registry = spawn(&config(&text.replace("PERCENT", "0.5"))).await;
     let budget = registry.budget("shared").unwrap().clone();
     for _ in 0..10 {
         budget.deposit();
@@ -152,12 +158,7 @@ min = "10ms"
 min_samples = 10
 padding = PADDING
 "#;
-    let mut registry = Registry::spawn(
-        &config(&text.replace("PADDING", "0.5")),
-        RegistryOptions::default(),
-    )
-    .await
-    .unwrap();
+    let mut registry = spawn(&config(&text.replace("PADDING", "0.5"))).await;
     let llm = registry.timeout("llm").unwrap().clone();
     for _ in 0..20 {
         llm.record(None, ms(100), TimeoutOutcome::Success);
@@ -230,16 +231,8 @@ fn agent_config(attempts: u32, delay: &str, timeout: &str, workers: usize) -> Re
 
 #[tokio::test(start_paused = true)]
 async fn an_agent_resizes_its_pool_without_losing_a_task() {
-    let mut registry =
-        Registry::spawn(&agent_config(1, "1s", "10s", 2), RegistryOptions::default())
-            .await
-            .unwrap();
-    let agent = registry
-        .agent("writer", quiet)
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
+    let mut registry = spawn(&agent_config(1, "1s", "10s", 2)).await;
+    let agent = writer(&registry).await;
     registry
         .reconfigure(&agent_config(1, "1s", "10s", 5))
         .await
@@ -301,10 +294,7 @@ async fn an_agent_resizes_its_pool_without_losing_a_task() {
 
 #[tokio::test(start_paused = true)]
 async fn each_task_retries_under_one_whole_policy_across_a_reload() {
-    let mut registry =
-        Registry::spawn(&agent_config(3, "1s", "10s", 2), RegistryOptions::default())
-            .await
-            .unwrap();
+    let mut registry = spawn(&agent_config(3, "1s", "10s", 2)).await;
     let (make, mut seen) = observed();
     let agent = registry
         .agent("writer", make)
@@ -360,15 +350,8 @@ async fn each_task_retries_under_one_whole_policy_across_a_reload() {
 
 #[tokio::test(start_paused = true)]
 async fn an_attempt_keeps_the_timeout_it_started_with() {
-    let mut registry = Registry::spawn(&agent_config(1, "1s", "1s", 2), RegistryOptions::default())
-        .await
-        .unwrap();
-    let agent = registry
-        .agent("writer", quiet)
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
+    let mut registry = spawn(&agent_config(1, "1s", "1s", 2)).await;
+    let agent = writer(&registry).await;
     let running = tokio::spawn({
         let agent = agent.clone();
         async move { agent.call(Script::ok(500)).await }
@@ -393,16 +376,8 @@ async fn an_attempt_keeps_the_timeout_it_started_with() {
 
 #[tokio::test(start_paused = true)]
 async fn a_configuration_that_does_not_fit_the_running_agents_changes_nothing() {
-    let mut registry =
-        Registry::spawn(&agent_config(3, "1s", "10s", 2), RegistryOptions::default())
-            .await
-            .unwrap();
-    let agent = registry
-        .agent("writer", quiet)
-        .unwrap()
-        .spawn()
-        .await
-        .unwrap();
+    let mut registry = spawn(&agent_config(3, "1s", "10s", 2)).await;
+    let agent = writer(&registry).await;
     // Another breaker for the running agent, and a changed llm breaker in the same file.
     let moved = AGENT
         .replace("ATTEMPTS", "3")

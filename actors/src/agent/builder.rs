@@ -286,14 +286,10 @@ impl<A: Agent> AgentBuilder<A> {
         if let Some((setting, reason)) = self.invalid {
             return Err(SpawnError::Invalid { setting, reason });
         }
-        if self.max_pending < self.workers {
-            return Err(SpawnError::Invalid {
-                setting: "max_pending",
-                reason: format!(
-                    "must be at least workers ({}) so every worker can be busy, got {}",
-                    self.workers, self.max_pending
-                ),
-            });
+        if let Err((setting, reason)) =
+            super::reconfigure::check_pool(self.workers, self.max_pending)
+        {
+            return Err(SpawnError::Invalid { setting, reason });
         }
         let spawn_err = |what: &str| {
             let what = what.to_owned();

@@ -63,23 +63,26 @@ impl AgentUpdate {
     }
 
     pub(crate) fn validate(&self) -> Result<(), ReconfigureError> {
-        if self.workers == 0 {
-            return Err(ReconfigureError::Invalid {
-                setting: "workers",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if self.max_pending < self.workers {
-            return Err(ReconfigureError::Invalid {
-                setting: "max_pending",
-                reason: format!(
-                    "must be at least workers ({}) so every worker can be busy, got {}",
-                    self.workers, self.max_pending
-                ),
-            });
-        }
-        Ok(())
+        check_pool(self.workers, self.max_pending)
+            .map_err(|(setting, reason)| ReconfigureError::Invalid { setting, reason })
     }
+}
+
+/// The pool rules a spawn and a reconfigure share: at least one worker, and room to keep every
+/// worker busy.
+pub(crate) fn check_pool(workers: usize, max_pending: usize) -> Result<(), (&'static str, String)> {
+    if workers == 0 {
+        return Err(("workers", "must be at least 1".into()));
+    }
+    if max_pending < workers {
+        return Err((
+            "max_pending",
+            format!(
+                "must be at least workers ({workers}) so every worker can be busy, got {max_pending}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Why an agent refused an [`AgentUpdate`] (it then changed nothing).
