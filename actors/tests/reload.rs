@@ -420,3 +420,97 @@ async fn a_configuration_that_does_not_fit_the_running_agents_changes_nothing() 
     assert_eq!(registry.timeouts().count(), 0);
     registry.stop();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pool_that_shrinks_and_grows_back_mid_attempt_keeps_one_worker_per_slot() {
+    let mut registry = spawn(&agent_config(1, "1s", "10s", 3)).await;
+    let agent = writer(&registry).await;
+    let started = Instant::now();
+    let calls: Vec<_> = (0..3u64)
+        .map(|tag| {
+            let agent = agent.clone();
+            tokio::spawn(async move {
+                agent
+                    .call(Script {
+                        tag,
+                        ..Script::ok(1_000)
+                    })
+                    .await
+            })
+        })
+        .collect();
+    settle().await;
+    // Two workers retire mid-attempt, and two new ones take their slots at once.
+    registry
+        .reconfigure(&agent_config(1, "1s", "10s", 1))
+        .await
+        .unwrap();
+    registry
+        .reconfigure(&agent_config(1, "1s", "10s", 3))
+        .await
+        .unwrap();
+    for (tag, call) in calls.into_iter().enumerate() {
+        assert_eq!(call.await.unwrap().unwrap(), tag as u64);
+    }
+    assert_eq!(started.elapsed(), secs(1));
+    settle().await;
+    let status = agent.status().await.unwrap();
+    assert_eq!(
+        (status.live_workers, status.idle_workers, status.restarts),
+        (3, 3, 0),
+        "the retired workers stopped without taking a slot back"
+    );
+    // Three at once again: one per worker, no task behind another.
+    let started = Instant::now();
+    let (a, b, c) = tokio::join!(
+        agent.call(Script::ok(1_000)),
+        agent.call(Script::ok(1_000)),
+        agent.call(Script::ok(1_000))
+    );
+    assert!(a.is_ok() && b.is_ok() && c.is_ok());
+    assert_eq!(started.elapsed(), secs(1));
+    agent.stop();
+    registry.stop();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retired_worker_never_offers_the_slot_a_new_worker_took() {
+    let mut registry = spawn(&agent_config(1, "1s", "10s", 2)).await;
+    let agent = writer(&registry).await;
+    let t0 = Instant::now();
+    let call = |ms: u64| {
+        let agent = agent.clone();
+        tokio::spawn(async move { agent.call(Script::ok(ms)).await })
+    };
+    // The most recently parked worker is handed work first: slot 1 runs 1 s and is retired,
+    // then its slot is given to a new worker that takes a 2 s task; slot 0 runs 900 ms.
+    let first = call(1_000);
+    settle().await;
+    let second = call(900);
+    settle().await;
+    registry
+        .reconfigure(&agent_config(1, "1s", "10s", 1))
+        .await
+        .unwrap();
+    registry
+        .reconfigure(&agent_config(1, "1s", "10s", 2))
+        .await
+        .unwrap();
+    tokio::time::sleep(ms(100)).await;
+    let long = call(2_000);
+    // At 1 s the retired worker finishes: it must not register slot 1 idle, whose new worker
+    // is busy until 2.1 s. A task at 1.5 s then goes to slot 0's worker, idle since 0.9 s.
+    tokio::time::sleep_until(t0 + ms(1_500)).await;
+    let late = agent.call(Script::ok(1_000)).await;
+    assert!(late.is_ok());
+    assert_eq!(
+        t0.elapsed(),
+        ms(2_500),
+        "not queued behind the busy new worker"
+    );
+    for done in [first, second, long] {
+        assert!(done.await.unwrap().is_ok());
+    }
+    agent.stop();
+    registry.stop();
+}

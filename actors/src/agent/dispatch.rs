@@ -16,7 +16,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use ractor::{ActorRef, MessagingErr};
+use ractor::{ActorId, ActorRef, MessagingErr};
 use ractor_resilience_core::queue::{Codel, CodelSettings};
 use tokio::time::Instant;
 
@@ -119,10 +119,21 @@ impl<A: Agent> Dispatch<A> {
     /// The next job for the worker of `slot`, which just finished one (or was just started) at
     /// `now`; with none queued, it is registered idle. Jobs shed on the way are answered here,
     /// outside the lock.
-    pub(crate) fn next(&self, slot: usize, now: Instant) -> Option<Job<A>> {
+    ///
+    /// `me` is the asking worker: a worker whose slot was retired (the pool shrank), or given
+    /// to a new worker since (it shrank and grew again while this one finished its attempt),
+    /// gets nothing and is not registered idle; its `Retire` message is on its way.
+    pub(crate) fn next(&self, slot: usize, me: ActorId, now: Instant) -> Option<Job<A>> {
         let mut shed = Vec::new();
         let job = {
             let mut s = self.lock();
+            let current = s
+                .workers
+                .get(slot)
+                .and_then(|w| w.as_ref().map(|w| w.get_id()));
+            if current != Some(me) {
+                return None;
+            }
             s.take(slot, now, &mut shed)
         };
         for (job, waited) in shed {
@@ -161,7 +172,11 @@ impl<A: Agent> Dispatch<A> {
     /// Under the lock, so a retirement cannot slip between the check and the send.
     pub(crate) fn yield_job(&self, slot: usize, me: &ActorRef<WorkerMsg<A>>, job: Job<A>) {
         let mut s = self.lock();
-        let job = if slot < s.workers.len() {
+        let mine = s
+            .workers
+            .get(slot)
+            .and_then(|w| w.as_ref().map(|w| w.get_id()));
+        let job = if mine == Some(me.get_id()) {
             match me.send_message(WorkerMsg::Run(job)) {
                 Ok(()) => return,
                 Err(MessagingErr::SendErr(WorkerMsg::Run(back))) => back,
@@ -233,9 +248,6 @@ impl<A: Agent> State<A> {
         now: Instant,
         shed: &mut Vec<(Job<A>, std::time::Duration)>,
     ) -> Option<Job<A>> {
-        if slot >= self.workers.len() {
-            return None; // retired: it stops once its mailbox reaches `Retire`
-        }
         if self.queue.is_empty() {
             if let Some(codel) = &mut self.codel {
                 codel.queue_empty();

@@ -106,7 +106,7 @@ async fn serve<A: Agent>(
                 .map(|f| f.ended)
                 .or(now)
                 .unwrap_or_else(Instant::now);
-            let next = shared.dispatch.next(*slot, at);
+            let next = shared.dispatch.next(*slot, myself.get_id(), at);
             if let Some(finished) = finished {
                 finished.deliver(shared);
             }
