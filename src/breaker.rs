@@ -36,11 +36,16 @@
 //! **Generations**: every transition starts a new generation, and each [`Permit`] carries the one
 //! it was issued in; outcomes of older permits never change the current state's counts.
 
+mod keyed;
 mod machine;
 mod settings;
 mod state;
 mod window;
 
+pub use keyed::{
+    BreakerFamily, Evicted, EvictionReason, FamilySettings, FamilySettingsBuilder, Insert, KeyId,
+    Member,
+};
 pub use machine::{CircuitBreaker, Reconfigured};
 pub use settings::{
     BreakerSettings, BreakerSettingsBuilder, OpenBackoff, SlidingWindow, TIME_WINDOW_BUCKETS,

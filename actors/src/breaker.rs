@@ -27,13 +27,25 @@
 
 mod actor;
 mod handle;
+pub(crate) mod keyed;
 mod messages;
 mod options;
 mod shared;
 
 pub use actor::{BreakerActor, BreakerArgs};
 pub use handle::BreakerHandle;
+pub use keyed::{
+    FamilyStatus, KeyCommandError, KeyListing, KeyState, KeyStatus, KeyedBreakerActor,
+    KeyedBreakerArgs, KeyedBreakerEvent, KeyedBreakerHandle, KeyedBreakerMsg, KeyedBreakerOptions,
+    KeyedBreakerState, KeyedPermit, METRIC_KEY_RULE, is_metric_key,
+};
 pub use messages::{
     BreakerEvent, BreakerMsg, BreakerStatus, BreakerUnavailable, CallRecord, DrainCause,
 };
 pub use options::{BreakerOptions, StateChangeHook};
+
+// Local-only under ractor's `cluster` feature (see `messages`).
+#[cfg(feature = "cluster")]
+impl ractor::Message for keyed::KeyedBreakerMsg {}
+#[cfg(feature = "cluster")]
+impl ractor::Message for keyed::KeyedBreakerEvent {}

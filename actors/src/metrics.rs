@@ -8,7 +8,9 @@ use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use ractor_resilience_core::breaker::BreakerState;
 
 mod handles;
+mod keyed;
 pub(crate) use handles::{AgentMetrics, BreakerMetrics, TimeoutMetrics};
+pub(crate) use keyed::{FamilyMetrics, KeyMetrics};
 
 /// `resilience_circuit_breaker_state{breaker, state}`: 1 for the current state, 0 for the others.
 pub const BREAKER_STATE: &str = "resilience_circuit_breaker_state";
@@ -16,6 +18,13 @@ pub const BREAKER_STATE: &str = "resilience_circuit_breaker_state";
 pub const BREAKER_CALLS: &str = "resilience_circuit_breaker_calls_total";
 /// `resilience_circuit_breaker_transitions_total{breaker, from, to}`.
 pub const BREAKER_TRANSITIONS: &str = "resilience_circuit_breaker_transitions_total";
+/// `resilience_circuit_breaker_keys{breaker, state}`: keys a keyed breaker family holds, per
+/// state (its state, calls and transitions series carry a `key` label as well: see
+/// [`KeyedBreakerOptions`](crate::breaker::KeyedBreakerOptions)).
+pub const BREAKER_KEYS: &str = "resilience_circuit_breaker_keys";
+/// `resilience_circuit_breaker_key_evictions_total{breaker, reason}`: keys a keyed family let go
+/// of (`reason` = idle, capacity).
+pub const BREAKER_KEY_EVICTIONS: &str = "resilience_circuit_breaker_key_evictions_total";
 /// `resilience_retry_amplification_ratio{policy}`: attempts ÷ requests (first attempts) under a
 /// retry policy, over every agent of the process that uses it, since the process started. 1
 /// means nothing was retried; a layer that tries everything three times reads 3, and the product
@@ -65,6 +74,14 @@ pub fn describe() {
     );
     describe_counter!(BREAKER_CALLS, "Calls seen by a circuit breaker, by outcome");
     describe_counter!(BREAKER_TRANSITIONS, "Circuit breaker state transitions");
+    describe_gauge!(
+        BREAKER_KEYS,
+        "Keys held by a keyed circuit breaker family, by state"
+    );
+    describe_counter!(
+        BREAKER_KEY_EVICTIONS,
+        "Keys evicted from a keyed circuit breaker family, by reason"
+    );
     describe_counter!(RETRY_CALLS, "Tasks by retry outcome");
     describe_counter!(RETRY_ATTEMPTS, "Attempts made, first attempts included");
     describe_gauge!(

@@ -2,6 +2,7 @@
 //! probes in half-open. Validated once, by [`BreakerSettingsBuilder::build`].
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::settings::check_duration;
@@ -87,19 +88,59 @@ pub struct OpenBackoff {
 /// let err = BreakerSettings::builder().with_max_failures(0).build().unwrap_err();
 /// assert_eq!(err.field, "max_failures");
 /// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct BreakerSettings {
-    pub(crate) max_failures: Option<NonZeroU32>,
-    pub(crate) failure_rate_threshold: Option<Ratio>,
-    pub(crate) slow_call_rate_threshold: Option<Ratio>,
-    pub(crate) slow_call_duration: Duration,
-    pub(crate) window: SlidingWindow,
-    pub(crate) minimum_calls: NonZeroU32,
-    pub(crate) open_duration: Duration,
-    pub(crate) open_backoff: Option<OpenBackoff>,
-    pub(crate) half_open_probes: NonZeroU32,
-    pub(crate) half_open_successes: Option<NonZeroU32>,
-    pub(crate) half_open_max_wait: Option<Duration>,
+///
+/// # Sharing
+/// Cloning is cheap (a reference count): the settings are immutable once built, so a keyed
+/// family ([`BreakerFamily`](super::BreakerFamily)) gives every key's breaker the same copy
+/// instead of one each.
+#[derive(Clone, PartialEq)]
+pub struct BreakerSettings(Arc<Fields>);
+
+#[derive(Debug, PartialEq)]
+struct Fields {
+    max_failures: Option<NonZeroU32>,
+    failure_rate_threshold: Option<Ratio>,
+    slow_call_rate_threshold: Option<Ratio>,
+    slow_call_duration: Duration,
+    window: SlidingWindow,
+    minimum_calls: NonZeroU32,
+    open_duration: Duration,
+    open_backoff: Option<OpenBackoff>,
+    half_open_probes: NonZeroU32,
+    half_open_successes: Option<NonZeroU32>,
+    half_open_max_wait: Option<Duration>,
+}
+
+impl std::fmt::Debug for BreakerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // As `#[derive(Debug)]` printed it before the fields moved behind the `Arc`.
+        let Fields {
+            max_failures,
+            failure_rate_threshold,
+            slow_call_rate_threshold,
+            slow_call_duration,
+            window,
+            minimum_calls,
+            open_duration,
+            open_backoff,
+            half_open_probes,
+            half_open_successes,
+            half_open_max_wait,
+        } = &*self.0;
+        f.debug_struct("BreakerSettings")
+            .field("max_failures", max_failures)
+            .field("failure_rate_threshold", failure_rate_threshold)
+            .field("slow_call_rate_threshold", slow_call_rate_threshold)
+            .field("slow_call_duration", slow_call_duration)
+            .field("window", window)
+            .field("minimum_calls", minimum_calls)
+            .field("open_duration", open_duration)
+            .field("open_backoff", open_backoff)
+            .field("half_open_probes", half_open_probes)
+            .field("half_open_successes", half_open_successes)
+            .field("half_open_max_wait", half_open_max_wait)
+            .finish()
+    }
 }
 
 impl Default for BreakerSettings {
@@ -118,58 +159,59 @@ impl BreakerSettings {
 
     /// Consecutive failures that open the breaker, if that policy is on.
     pub fn max_failures(&self) -> Option<u32> {
-        self.max_failures.map(NonZeroU32::get)
+        self.0.max_failures.map(NonZeroU32::get)
     }
     /// Failure rate (≥) that opens the breaker, if that policy is on.
     pub fn failure_rate_threshold(&self) -> Option<Ratio> {
-        self.failure_rate_threshold
+        self.0.failure_rate_threshold
     }
     /// Slow-call rate (≥) that opens the breaker, if that policy is on.
     pub fn slow_call_rate_threshold(&self) -> Option<Ratio> {
-        self.slow_call_rate_threshold
+        self.0.slow_call_rate_threshold
     }
     /// A call is slow when it lasts strictly longer than this.
     pub fn slow_call_duration(&self) -> Duration {
-        self.slow_call_duration
+        self.0.slow_call_duration
     }
     /// The window the rates are computed over.
     pub fn window(&self) -> SlidingWindow {
-        self.window
+        self.0.window
     }
     /// Rates are not evaluated while the window holds fewer calls than this (capped at a count
     /// window's size).
     pub fn minimum_calls(&self) -> u32 {
-        match self.window {
-            SlidingWindow::Count(n) => self.minimum_calls.get().min(n.get()),
-            SlidingWindow::Time(_) => self.minimum_calls.get(),
+        match self.0.window {
+            SlidingWindow::Count(n) => self.0.minimum_calls.get().min(n.get()),
+            SlidingWindow::Time(_) => self.0.minimum_calls.get(),
         }
     }
     /// How long the first opening lasts.
     pub fn open_duration(&self) -> Duration {
-        self.open_duration
+        self.0.open_duration
     }
     /// Growth of the open duration across consecutive re-opens, if on.
     pub fn open_backoff(&self) -> Option<OpenBackoff> {
-        self.open_backoff
+        self.0.open_backoff
     }
     /// Probes admitted per half-open period.
     pub fn half_open_probes(&self) -> u32 {
-        self.half_open_probes.get()
+        self.0.half_open_probes.get()
     }
     /// Successful probes that close the breaker under the consecutive-failures policy alone
     /// (defaults to all probes). Rate policies decide once every probe has reported instead.
     pub fn half_open_successes(&self) -> u32 {
-        self.half_open_successes
-            .map_or(self.half_open_probes.get(), NonZeroU32::get)
+        self.0
+            .half_open_successes
+            .map_or(self.0.half_open_probes.get(), NonZeroU32::get)
     }
     /// Re-open if the probes have not decided within this long after the first probe was
     /// admitted (`None`: wait for them indefinitely).
     pub fn half_open_max_wait(&self) -> Option<Duration> {
-        self.half_open_max_wait
+        self.0.half_open_max_wait
     }
     /// Whether a rate policy (failure rate or slow-call rate) is on.
     pub fn has_rate_policy(&self) -> bool {
-        self.failure_rate_threshold.is_some() || self.slow_call_rate_threshold.is_some()
+        self.0.failure_rate_threshold.is_some() || self.0.slow_call_rate_threshold.is_some()
     }
 }
 
@@ -397,7 +439,7 @@ impl BreakerSettingsBuilder {
         if let Some(w) = self.half_open_max_wait {
             check_duration("half_open_max_wait", w)?;
         }
-        Ok(BreakerSettings {
+        Ok(BreakerSettings(Arc::new(Fields {
             max_failures,
             failure_rate_threshold,
             slow_call_rate_threshold,
@@ -409,7 +451,7 @@ impl BreakerSettingsBuilder {
             half_open_probes,
             half_open_successes,
             half_open_max_wait: self.half_open_max_wait,
-        })
+        })))
     }
 }
 

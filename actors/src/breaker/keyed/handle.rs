@@ -1,0 +1,306 @@
+//! [`KeyedBreakerHandle`]: how callers use a keyed family. Admission reads the key's published
+//! snapshot from a concurrent map and recording pushes onto a lock-free queue, so the happy
+//! path sends no message.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{ActorRef, Message, MessagingErr};
+use ractor_resilience_core::breaker::{BreakerState, CallOutcome, FamilySettings, Rejected};
+
+use super::messages::{
+    FamilyStatus, KeyCommand, KeyCommandError, KeyListing, KeyStatus, KeyedBreakerEvent,
+    KeyedBreakerMsg, KeyedPermit, KeyedRecord, Msg,
+};
+use super::queue::Wake;
+use super::shared::{FamilyShared, STOPPED};
+use crate::breaker::{BreakerUnavailable, DrainCause};
+use crate::metrics::BreakerCall;
+use crate::reply::ReplyTo;
+
+/// A cheap, cloneable handle to a keyed family, returned by
+/// [`KeyedBreakerActor::spawn`](super::KeyedBreakerActor::spawn).
+///
+/// - [`acquire`](Self::acquire)`(key)` before a call: a held key that is Closed or Disabled
+///   admits from its published snapshot, Open (before its period ends) and ForcedOpen reject
+///   from it, a key not held admits as a fresh breaker would, all without a message; HalfOpen
+///   (and an Open key whose period has just ended) asks the actor.
+/// - [`record`](Self::record) after it: never blocks, never drops the outcome.
+///
+/// **If the actor has stopped**, every admission is rejected as [`BreakerState::ForcedOpen`]
+/// with no `retry_after` (fail closed), and queries and commands return an error.
+///
+/// ```
+/// use std::time::Duration;
+/// use ractor_resilience::breaker::{KeyedBreakerActor, KeyedBreakerOptions};
+/// use ractor_resilience::core::breaker::{BreakerSettings, BreakerState, CallOutcome, FamilySettings};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let per_model = BreakerSettings::builder().with_max_failures(1).build()?;
+/// let models = KeyedBreakerActor::spawn(
+///     "models",
+///     FamilySettings::new(per_model),
+///     KeyedBreakerOptions::default(),
+/// )
+/// .await?;
+///
+/// let permit = models.acquire("gpt-4o").await?;
+/// models.record(permit, CallOutcome::Failure, Duration::from_millis(20));
+/// assert_eq!(models.key_status("gpt-4o").await?.unwrap().state, BreakerState::Open);
+///
+/// // gpt-4o is open; claude is not.
+/// assert_eq!(models.acquire("gpt-4o").await.unwrap_err().state, BreakerState::Open);
+/// let permit = models.acquire("claude").await?;
+/// models.record(permit, CallOutcome::Success, Duration::from_millis(20));
+/// models.stop();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct KeyedBreakerHandle {
+    actor: ActorRef<KeyedBreakerMsg>,
+    shared: Arc<FamilyShared>,
+}
+
+impl std::fmt::Debug for KeyedBreakerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedBreakerHandle")
+            .field("name", &self.shared.name)
+            .field("keys", &self.shared.keys.len())
+            .field("actor", &self.actor.get_id())
+            .finish()
+    }
+}
+
+impl KeyedBreakerHandle {
+    pub(super) fn new(actor: ActorRef<KeyedBreakerMsg>, shared: Arc<FamilyShared>) -> Self {
+        KeyedBreakerHandle { actor, shared }
+    }
+
+    /// The family's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The settings the family was spawned with.
+    pub fn settings(&self) -> &FamilySettings {
+        &self.shared.settings
+    }
+
+    /// The actor, e.g. to link or monitor it.
+    pub fn actor(&self) -> &ActorRef<KeyedBreakerMsg> {
+        &self.actor
+    }
+
+    /// Whether the actor is still running.
+    pub fn is_running(&self) -> bool {
+        !self.shared.is_stopped()
+            && matches!(
+                self.actor.get_status(),
+                ractor::ActorStatus::Running | ractor::ActorStatus::Starting
+            )
+    }
+
+    /// Keys held right now (no message).
+    pub fn len(&self) -> usize {
+        self.shared.keys.len()
+    }
+
+    /// Whether no key is held (no message).
+    pub fn is_empty(&self) -> bool {
+        self.shared.keys.is_empty()
+    }
+
+    /// The last published state of `key` (no message): Closed for a key not held, the overflow
+    /// breaker's while the family is saturated.
+    pub fn state(&self, key: &str) -> BreakerState {
+        self.shared.state(key)
+    }
+
+    /// Decides for `key` from the published state alone: `Some` when no message is needed,
+    /// `None` when the actor must decide (HalfOpen, or an Open period that has ended): use
+    /// [`acquire`](Self::acquire) or [`acquire_with`](Self::acquire_with) then.
+    pub fn try_acquire_local(&self, key: &str) -> Option<Result<KeyedPermit, Rejected>> {
+        self.shared.admit(key)
+    }
+
+    /// Whether the published state of `key` rejects a call now, without taking a permit (for
+    /// work admitted now that acquires its permit when it starts). A rejection is counted like
+    /// one from [`acquire`](Self::acquire).
+    pub fn precheck(&self, key: &str) -> Result<(), Rejected> {
+        match self.shared.admit(key) {
+            Some(Err(rejected)) => Err(rejected),
+            _ => Ok(()),
+        }
+    }
+
+    /// A permit for one call on `key`, or why not. Asks the actor only when the published
+    /// state cannot decide. A stopped family rejects (see [`KeyedBreakerHandle`]).
+    pub async fn acquire(&self, key: &str) -> Result<KeyedPermit, Rejected> {
+        if let Some(decision) = self.try_acquire_local(key) {
+            return decision;
+        }
+        let (reply, answer) = ReplyTo::port();
+        if self.actor.cast(self.acquire_msg(key, reply)).is_err() {
+            return Err(self.gone());
+        }
+        answer.await.unwrap_or_else(|_| Err(self.gone()))
+    }
+
+    /// [`acquire`](Self::acquire) for callers that must not await (actors): the answer goes to
+    /// `reply`, at once when the published state decides.
+    pub fn acquire_with(&self, key: &str, reply: ReplyTo<Result<KeyedPermit, Rejected>>) {
+        if let Some(decision) = self.try_acquire_local(key) {
+            reply.send(decision);
+            return;
+        }
+        if let Err(MessagingErr::SendErr(KeyedBreakerMsg(
+            Msg::Acquire { reply, .. } | Msg::AcquireOverflow(reply),
+        ))) = self.actor.cast(self.acquire_msg(key, reply))
+        {
+            reply.send(Err(self.gone()));
+        }
+    }
+
+    fn acquire_msg(
+        &self,
+        key: &str,
+        reply: ReplyTo<Result<KeyedPermit, Rejected>>,
+    ) -> KeyedBreakerMsg {
+        // A key not held while the family is saturated is decided by the overflow breaker.
+        if !self.shared.keys.contains_key(key) && self.shared.is_saturated() {
+            return KeyedBreakerMsg(Msg::AcquireOverflow(reply));
+        }
+        KeyedBreakerMsg(Msg::Acquire {
+            key: Arc::from(key),
+            reply,
+        })
+    }
+
+    /// Reports the outcome of the call admitted with `permit`. Never blocks or awaits: the
+    /// outcome is queued lock-free and applied in the next batch (at once for failures and
+    /// probe outcomes); if the queue is full it is sent as a message instead, so none is
+    /// dropped while the actor runs.
+    pub fn record(&self, permit: KeyedPermit, outcome: CallOutcome, duration: Duration) {
+        let record = KeyedRecord {
+            permit,
+            outcome,
+            duration,
+        };
+        let wake = match self.shared.push(record) {
+            Ok(wake) => wake,
+            Err(record) => {
+                // A stopped actor counts nothing any more: there is nowhere else to put it.
+                let _ = self.actor.cast(KeyedBreakerMsg(Msg::Record(record)));
+                return;
+            }
+        };
+        let _ = match wake {
+            Wake::Nobody => Ok(()),
+            Wake::Doorbell => self
+                .actor
+                .cast(KeyedBreakerMsg(Msg::Drain(DrainCause::Doorbell))),
+            Wake::Tick => self.actor.cast(KeyedBreakerMsg(Msg::ScheduleDrain)),
+        };
+    }
+
+    /// Forces `key` open until [`disable`](Self::disable) or [`reset`](Self::reset) (a key not
+    /// held is created for it). Answers the key's state after the command.
+    ///
+    /// # Errors
+    /// [`KeyCommandError::Full`] if the key is not held and the family has no room;
+    /// [`KeyCommandError::Unavailable`] if the actor is not running.
+    pub async fn force_open(&self, key: &str) -> Result<BreakerState, KeyCommandError> {
+        self.command(key, KeyCommand::ForceOpen).await
+    }
+
+    /// Admits every call on `key` and counts nothing until [`force_open`](Self::force_open) or
+    /// [`reset`](Self::reset) (a key not held is created for it).
+    ///
+    /// # Errors
+    /// As [`force_open`](Self::force_open).
+    pub async fn disable(&self, key: &str) -> Result<BreakerState, KeyCommandError> {
+        self.command(key, KeyCommand::Disable).await
+    }
+
+    /// `key` back to Closed with an empty window (a key not held already is).
+    ///
+    /// # Errors
+    /// [`KeyCommandError::Unavailable`] if the actor is not running.
+    pub async fn reset(&self, key: &str) -> Result<BreakerState, KeyCommandError> {
+        self.command(key, KeyCommand::Reset).await
+    }
+
+    async fn command(
+        &self,
+        key: &str,
+        command: KeyCommand,
+    ) -> Result<BreakerState, KeyCommandError> {
+        let unavailable = || KeyCommandError::Unavailable {
+            breaker: self.shared.name.clone(),
+        };
+        let (reply, answer) = ReplyTo::port();
+        let msg = KeyedBreakerMsg(Msg::Command {
+            key: Arc::from(key),
+            command,
+            reply,
+        });
+        self.actor.cast(msg).map_err(|_| unavailable())?;
+        answer.await.map_err(|_| unavailable())?
+    }
+
+    /// One key's status as the actor sees it (queued outcomes applied first); `None` when the
+    /// key is not held (a fresh Closed breaker).
+    pub async fn key_status(&self, key: &str) -> Result<Option<KeyStatus>, BreakerUnavailable> {
+        self.ask(|reply| Msg::KeyStatus {
+            key: Arc::from(key),
+            reply,
+        })
+        .await
+    }
+
+    /// The keys that are not Closed, at most `limit` of them, with the count of the others
+    /// (bounded output for `/health` and `GET /breakers`).
+    pub async fn not_closed(&self, limit: usize) -> Result<KeyListing, BreakerUnavailable> {
+        self.ask(|reply| Msg::NotClosed { limit, reply }).await
+    }
+
+    /// The family's status: keys per state, evictions, the overflow breaker, labelled keys.
+    pub async fn status(&self) -> Result<FamilyStatus, BreakerUnavailable> {
+        self.ask(Msg::Status).await
+    }
+
+    async fn ask<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(ReplyTo<T>) -> Msg,
+    ) -> Result<T, BreakerUnavailable> {
+        let unavailable = || BreakerUnavailable {
+            breaker: self.shared.name.clone(),
+        };
+        let (reply, answer) = ReplyTo::port();
+        self.actor
+            .cast(KeyedBreakerMsg(msg(reply)))
+            .map_err(|_| unavailable())?;
+        answer.await.map_err(|_| unavailable())
+    }
+
+    /// Forwards every transition of every key, in order, to `receiver` through `converter`
+    /// (`None` skips one).
+    pub fn subscribe<M, F>(&self, receiver: ActorRef<M>, converter: F)
+    where
+        M: Message,
+        F: Fn(KeyedBreakerEvent) -> Option<M> + Send + 'static,
+    {
+        self.shared.events().subscribe(receiver, converter);
+    }
+
+    /// Stops the actor (queued outcomes not yet drained are not applied).
+    pub fn stop(&self) {
+        self.actor.stop(None);
+    }
+
+    fn gone(&self) -> Rejected {
+        self.shared.metrics.other.call(BreakerCall::Rejected);
+        STOPPED
+    }
+}

@@ -1,0 +1,145 @@
+//! [`OutcomeQueue`]: the bounded lock-free queue that callers push outcomes onto and the owning
+//! actor drains in batches, with the two flags that schedule its draining (the same protocol
+//! as the single breaker's, DESIGN §2: a tick after the first outcome of a batch, a doorbell at
+//! once for failures and probe outcomes).
+//!
+//! **No outcome is stranded.** A caller pushes, then (after a `SeqCst` fence) reads a flag; the
+//! actor clears that flag, then (after a `SeqCst` fence) drains. Whichever fence comes first in
+//! the single total order, either the actor's drain sees the outcome or the caller sees the flag
+//! cleared and schedules another drain.
+
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+
+use crate::breaker::DrainCause;
+use crate::lazy_queue::LazyQueue;
+
+/// Who must be woken after an outcome was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wake {
+    /// A drain that will see the outcome is already scheduled.
+    Nobody,
+    /// Ring the doorbell: ask for an immediate drain.
+    Doorbell,
+    /// Ask the actor to schedule a tick.
+    Tick,
+}
+
+#[derive(Debug)]
+pub(super) struct OutcomeQueue<T> {
+    queue: LazyQueue<T>,
+    /// A tick drain is scheduled (or about to be) and has not started yet.
+    tick_pending: AtomicBool,
+    /// A doorbell drain is in the mailbox and has not started yet.
+    bell_pending: AtomicBool,
+}
+
+impl<T> OutcomeQueue<T> {
+    pub(super) fn new(capacity: usize) -> Self {
+        OutcomeQueue {
+            queue: LazyQueue::new(capacity),
+            tick_pending: AtomicBool::new(false),
+            bell_pending: AtomicBool::new(false),
+        }
+    }
+
+    /// Queues `value`; gives it back when the queue is full. `urgent` outcomes (failures,
+    /// probes) ask for a drain at once.
+    pub(super) fn push(&self, value: T, urgent: bool) -> Result<Wake, T> {
+        self.queue.push(value)?;
+        fence(Ordering::SeqCst); // pairs with the fence in `begin_drain`
+        let flag = if urgent {
+            &self.bell_pending
+        } else {
+            &self.tick_pending
+        };
+        // Read before swapping: under load the flag is set and the line stays shared.
+        if flag.load(Ordering::Relaxed) || flag.swap(true, Ordering::AcqRel) {
+            return Ok(Wake::Nobody);
+        }
+        Ok(if urgent { Wake::Doorbell } else { Wake::Tick })
+    }
+
+    /// Clears the flag of the drain that starts, so that any outcome queued from now on
+    /// schedules another drain. Call before popping.
+    pub(super) fn begin_drain(&self, cause: DrainCause) {
+        match cause {
+            DrainCause::Tick => self.tick_pending.store(false, Ordering::Relaxed),
+            DrainCause::Doorbell => self.bell_pending.store(false, Ordering::Relaxed),
+        }
+        fence(Ordering::SeqCst); // pairs with the fence in `push`
+    }
+
+    /// Marks a doorbell drain as pending; `false` if one already was.
+    pub(super) fn ring(&self) -> bool {
+        !self.bell_pending.swap(true, Ordering::AcqRel)
+    }
+
+    pub(super) fn pop(&self) -> Option<T> {
+        self.queue.pop()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(super) fn capacity(&self) -> usize {
+        self.queue.capacity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::mpsc;
+    use std::thread;
+
+    use super::*;
+
+    enum Msg {
+        Drain(DrainCause),
+        /// The queue was full: the value travels in the message.
+        Value,
+        ProducerDone,
+    }
+
+    /// The flag protocol on real threads: once every wake-up has been handled, every value has
+    /// been taken and nothing is left in the queue.
+    #[test]
+    fn no_value_is_stranded_between_producers_and_the_drainer() {
+        const PRODUCERS: usize = 4;
+        const EACH: usize = 20_000;
+        let queue = Arc::new(OutcomeQueue::new(8));
+        let (tx, rx) = mpsc::channel();
+        for p in 0..PRODUCERS {
+            let (queue, tx) = (queue.clone(), tx.clone());
+            thread::spawn(move || {
+                for i in 0..EACH {
+                    match queue.push(i, (i + p) % 7 == 0) {
+                        Ok(Wake::Nobody) => {}
+                        Ok(Wake::Doorbell) => tx.send(Msg::Drain(DrainCause::Doorbell)).unwrap(),
+                        Ok(Wake::Tick) => tx.send(Msg::Drain(DrainCause::Tick)).unwrap(),
+                        Err(_value) => tx.send(Msg::Value).unwrap(),
+                    }
+                }
+                tx.send(Msg::ProducerDone).unwrap();
+            });
+        }
+        drop(tx);
+        let (mut taken, mut done) = (0, 0);
+        for msg in rx {
+            match msg {
+                Msg::Drain(cause) => {
+                    queue.begin_drain(cause);
+                    while queue.pop().is_some() {
+                        taken += 1;
+                    }
+                }
+                Msg::Value => taken += 1,
+                Msg::ProducerDone => done += 1,
+            }
+        }
+        assert_eq!(done, PRODUCERS);
+        assert!(queue.pop().is_none(), "a value was stranded in the queue");
+        assert_eq!(taken, PRODUCERS * EACH);
+    }
+}
