@@ -152,4 +152,19 @@ pub trait Agent: Send + 'static {
         let _ = error;
         ErrorClass::TRANSIENT
     }
+
+    /// The key of `task` in the agent's keyed breaker family, if it has one
+    /// ([`AgentBuilder::key_breaker`]): the model, endpoint or tenant the task calls. A key
+    /// given in [`CallOptions::breaker_key`] wins; a task with neither uses
+    /// [`DEFAULT_BREAKER_KEY`]. Default: none.
+    ///
+    /// Keys are breaker keys, not metric labels: the family decides which keys get series of
+    /// their own (configured ones and the top few), so any string is safe here.
+    fn breaker_key(task: &Self::Task) -> Option<&str> {
+        let _ = task;
+        None
+    }
 }
+
+/// The key of a task that names none, in an agent with a keyed breaker family.
+pub const DEFAULT_BREAKER_KEY: &str = "default";

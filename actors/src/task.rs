@@ -76,6 +76,10 @@ pub struct TaskEnvelope<T> {
     /// The operation, for per-operation timeouts (a configured name, never task data).
     #[serde(default)]
     pub operation: Option<std::sync::Arc<str>>,
+    /// The task's key in the agent's keyed breaker family (see
+    /// [`Agent::breaker_key`](crate::agent::Agent::breaker_key)).
+    #[serde(default)]
+    pub breaker_key: Option<std::sync::Arc<str>>,
     /// The task itself.
     pub task: T,
 }
@@ -90,8 +94,15 @@ impl<T> TaskEnvelope<T> {
             deadline_in: None,
             retried_upstream: false,
             operation: None,
+            breaker_key: None,
             task,
         }
+    }
+
+    /// The same envelope with the task's key in the agent's keyed breaker family.
+    pub fn with_breaker_key(mut self, key: impl Into<std::sync::Arc<str>>) -> Self {
+        self.breaker_key = Some(key.into());
+        self
     }
 
     /// The same envelope with `deadline` left before the task's deadline.
@@ -114,6 +125,7 @@ impl<T> TaskEnvelope<T> {
             deadline_in: self.deadline_in,
             retried_upstream: self.retried_upstream,
             operation: self.operation,
+            breaker_key: self.breaker_key,
             task: f(self.task),
         }
     }
@@ -238,6 +250,7 @@ impl TaskContext {
                 .map(|d| d.saturating_duration_since(tokio::time::Instant::now())),
             retried_upstream: self.retries_here,
             operation: None,
+            breaker_key: None,
             task,
         }
     }

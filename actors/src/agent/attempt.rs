@@ -20,13 +20,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor_resilience_core::breaker::{CallOutcome, Permit};
+use ractor_resilience_core::breaker::{CallOutcome, Permit, Rejected};
 use tokio::time::{Instant, Sleep};
 
 use super::Agent;
 use super::error::AttemptError;
 use super::job::{AttemptEnd, Job, JobReply};
 use super::shared::Shared;
+use crate::breaker::{KeyedBreakerHandle, KeyedPermit};
 use crate::clock;
 use crate::metrics::TimeoutOutcome;
 use crate::reply::ReplyTo;
@@ -38,6 +39,8 @@ use crate::task::{CancellationToken, Signal, TaskContext};
 struct HeldPermit<'a> {
     breaker: &'a crate::breaker::BreakerHandle,
     permit: Option<Permit>,
+    /// The key's permit from the agent's keyed breaker family, when it has one.
+    keyed: Option<(&'a KeyedBreakerHandle, KeyedPermit)>,
     started: Instant,
 }
 
@@ -46,14 +49,20 @@ impl HeldPermit<'_> {
         if let Some(permit) = self.permit.take() {
             self.breaker.record(permit, outcome, took);
         }
+        if let Some((family, permit)) = self.keyed.take() {
+            family.record(permit, outcome, took);
+        }
     }
 }
 
 impl Drop for HeldPermit<'_> {
     fn drop(&mut self) {
+        let took = self.started.elapsed();
         if let Some(permit) = self.permit.take() {
-            self.breaker
-                .record(permit, CallOutcome::Failure, self.started.elapsed());
+            self.breaker.record(permit, CallOutcome::Failure, took);
+        }
+        if let Some((family, permit)) = self.keyed.take() {
+            family.record(permit, CallOutcome::Failure, took);
         }
     }
 }
@@ -127,17 +136,32 @@ pub(crate) async fn run<A: Agent>(
             decision
         }
     };
-    let permit = match decision {
+    let mut permit = match decision {
         Ok(permit) => HeldPermit {
             breaker: &shared.breaker,
             permit: Some(permit),
+            keyed: None,
             started: now,
         },
         Err(rejected) => {
-            job.answer(AttemptEnd::Rejected(rejected), now);
+            job.answer(AttemptEnd::Rejected(rejected, None), now);
             return Finished::answered(now);
         }
     };
+    if let Some(key) = shared.key_of(job.breaker_key.as_deref(), &job.task) {
+        // The agent's breaker admitted it; the key's breaker decides too. Boxed: only agents
+        // with a keyed family take this path.
+        match Box::pin(acquire_key(shared, key, &mut now, &mut asked)).await {
+            Ok(keyed) => permit.keyed = Some(keyed),
+            Err(rejected) => {
+                // Not a call: the agent's permit goes back unused.
+                let key: Arc<str> = key.into();
+                permit.record(CallOutcome::Ignored, Duration::ZERO);
+                job.answer(AttemptEnd::Rejected(rejected, Some(key)), now);
+                return Finished::answered(now);
+            }
+        }
+    }
     if asked && job.abandoned() {
         // Abandoned while the breaker decided: hand the permit back.
         permit.record(CallOutcome::Ignored, Duration::ZERO);
@@ -150,6 +174,7 @@ pub(crate) async fn run<A: Agent>(
         attempt,
         deadline,
         operation,
+        breaker_key: _,
         cancel: task_cancel,
         retried_upstream,
         queued,
@@ -259,6 +284,30 @@ pub(crate) async fn run<A: Agent>(
     }
 }
 
+/// A permit from the agent's keyed family for `key`: from the published state, or from the
+/// family's actor (HalfOpen), which moves `now` on.
+async fn acquire_key<'a, A: Agent>(
+    shared: &'a Shared<A>,
+    key: &str,
+    now: &mut Instant,
+    asked: &mut bool,
+) -> Result<(&'a KeyedBreakerHandle, KeyedPermit), Rejected> {
+    let family = shared
+        .keyed
+        .as_ref()
+        .expect("key_of gives a key only with a family");
+    let decision = match family.try_acquire_local(key) {
+        Some(decision) => decision,
+        None => {
+            let decision = family.acquire(key).await;
+            *now = Instant::now();
+            *asked = true;
+            decision
+        }
+    };
+    decision.map(|permit| (family, permit))
+}
+
 /// Races a pending attempt against its timeout and its abandonment.
 async fn race<F: std::future::Future, T>(
     mut work: Pin<&mut F>,
@@ -313,7 +362,7 @@ fn end_label<A: Agent>(end: &AttemptEnd<A>) -> &'static str {
         AttemptEnd::Ran(result) => super::job::attempt_label(result),
         AttemptEnd::DeadlineReached { .. } => "deadline",
         AttemptEnd::Abandoned => "abandoned",
-        AttemptEnd::Rejected(_) => "rejected",
+        AttemptEnd::Rejected(..) => "rejected",
         AttemptEnd::Shed { .. } => "shed",
         AttemptEnd::Closed => "closed",
     }

@@ -16,7 +16,7 @@ use super::shared::{RetryHook, Shared};
 use super::supervisor::{SupervisionSettings, SupervisorActor, SupervisorArgs};
 use super::worker::AgentFactory;
 use super::{Agent, AttemptError};
-use crate::breaker::{BreakerActor, BreakerHandle, BreakerOptions};
+use crate::breaker::{BreakerActor, BreakerHandle, BreakerOptions, KeyedBreakerHandle};
 use crate::budget::SharedBudget;
 use crate::metrics::AgentMetrics;
 use crate::timeout::{InlineTimeout, TimeoutActor, TimeoutHandle, TimeoutHooks, TimeoutPolicy};
@@ -94,6 +94,7 @@ pub struct AgentBuilder<A: Agent> {
     breaker: Option<BreakerHandle>,
     breaker_settings: (Arc<str>, BreakerSettings),
     breaker_settings_given: bool,
+    keyed: Option<KeyedBreakerHandle>,
     retry: (Arc<str>, RetryPolicy),
     timeout: Option<TimeoutHandle>,
     timeout_policy: (Arc<str>, TimeoutPolicy),
@@ -128,6 +129,7 @@ impl<A: Agent> AgentBuilder<A> {
             breaker: None,
             breaker_settings: (name.clone(), BreakerSettings::default()),
             breaker_settings_given: false,
+            keyed: None,
             retry: (name.clone(), RetryPolicy::default()),
             timeout: None,
             timeout_policy: (
@@ -202,6 +204,53 @@ impl<A: Agent> AgentBuilder<A> {
             );
         }
         self.breaker = Some(breaker);
+        self
+    }
+
+    /// A keyed breaker family (shareable) that admits each task by its key — the model,
+    /// endpoint or tenant it calls ([`Agent::breaker_key`](super::Agent::breaker_key), or
+    /// [`CallOptions::breaker_key`](super::CallOptions::breaker_key)) — besides the agent's own
+    /// breaker: one key's breaker opening rejects that key's tasks while the others keep
+    /// running. Every attempt is recorded by both.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ractor_resilience::agent::{Agent, AgentBuilder, CallError, CallOptions};
+    /// use ractor_resilience::breaker::{KeyedBreakerActor, KeyedBreakerOptions};
+    /// use ractor_resilience::core::breaker::{BreakerSettings, FamilySettings};
+    /// use ractor_resilience::task::TaskContext;
+    ///
+    /// struct Llm;
+    /// impl Agent for Llm {
+    ///     type Task = (String, String); // (model, prompt)
+    ///     type Output = String;
+    ///     type Error = std::io::Error;
+    ///     async fn handle(&mut self, (model, _): (String, String), _ctx: TaskContext) -> Result<String, std::io::Error> {
+    ///         if model == "broken" { Err(std::io::Error::other("down")) } else { Ok(model) }
+    ///     }
+    ///     fn breaker_key((model, _): &(String, String)) -> Option<&str> {
+    ///         Some(model)
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let one_failure = BreakerSettings::builder().with_max_failures(1).build().unwrap();
+    /// let models = KeyedBreakerActor::spawn("models", FamilySettings::new(one_failure), KeyedBreakerOptions::default()).await.unwrap();
+    /// let agent = AgentBuilder::new("llm", || Llm).key_breaker(models.clone()).spawn().await.unwrap();
+    /// let task = |m: &str| (m.to_string(), "hi".to_string());
+    /// assert!(agent.call(task("broken")).await.is_err());
+    /// # tokio::time::sleep(Duration::from_millis(20)).await; // the family applies the failure
+    /// match agent.call(task("broken")).await {
+    ///     Err(CallError::Rejected { breaker, .. }) => assert_eq!(&*breaker, "models[broken]"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert_eq!(agent.call(task("fine")).await.unwrap(), "fine");
+    /// agent.stop();
+    /// models.stop();
+    /// # });
+    /// ```
+    pub fn key_breaker(mut self, family: KeyedBreakerHandle) -> Self {
+        self.keyed = Some(family);
         self
     }
 
@@ -330,6 +379,7 @@ impl<A: Agent> AgentBuilder<A> {
             name: self.name.clone(),
             dispatch: Dispatch::new(self.workers, self.max_pending, self.codel),
             breaker,
+            keyed: self.keyed,
             timeout,
             max_attempts: std::sync::atomic::AtomicU32::new(retry.max_attempts()),
             retry: arc_swap::ArcSwap::from_pointee(retry),

@@ -26,7 +26,8 @@ use crate::task::{CancellationToken, TaskId};
 impl<A: Agent> AgentHandle<A> {
     /// Runs `task` with options and waits for its outcome.
     pub async fn call_with(&self, task: A::Task, opts: CallOptions) -> Outcome<A> {
-        let mut admitted = self.shared.admit(opts.retried_upstream)?;
+        let key = self.shared.key_of(opts.breaker_key.as_deref(), &task);
+        let mut admitted = self.shared.admit(opts.retried_upstream, key)?;
         let id = opts.id.unwrap_or_else(TaskId::next);
         let span = tracing::info_span!(
             "task",
@@ -72,6 +73,7 @@ impl<A: Agent> AgentHandle<A> {
             attempt: 1,
             deadline,
             operation: opts.operation.clone(),
+            breaker_key: opts.breaker_key.clone(),
             cancel: user.cloned(),
             retried_upstream: opts.retried_upstream,
             queued: admitted.submitted,
@@ -116,7 +118,7 @@ impl<A: Agent> AgentHandle<A> {
         let attempts = u32::from(end.ran());
         match end {
             AttemptEnd::Ran(_) => unreachable!("answers are handled by the caller"),
-            AttemptEnd::Rejected(rejected) => self.shared.rejected(rejected),
+            AttemptEnd::Rejected(rejected, key) => self.shared.rejected(rejected, key.as_deref()),
             AttemptEnd::DeadlineReached { .. } => CallError::TimedOut {
                 after: opts.deadline.unwrap_or_default(),
                 attempts,
@@ -155,6 +157,7 @@ impl<A: Agent> AgentHandle<A> {
             // sees the reply port closed).
             cancel: user.cloned().unwrap_or_default(),
             operation: opts.operation.clone(),
+            breaker_key: opts.breaker_key.clone(),
             retried_upstream: opts.retried_upstream,
             origin: Origin::Call(reply),
             admitted: None,

@@ -91,6 +91,12 @@ impl<A: Agent> AgentHandle<A> {
         &self.shared.breaker
     }
 
+    /// The keyed breaker family that admits each task by its key, if the agent has one
+    /// ([`AgentBuilder::key_breaker`](super::AgentBuilder::key_breaker)).
+    pub fn key_breaker(&self) -> Option<&crate::breaker::KeyedBreakerHandle> {
+        self.shared.keyed.as_ref()
+    }
+
     /// The timeout actor this agent's workers race their attempts with, if it has one: one given
     /// to the builder ([`AgentBuilder::timeout`](super::AgentBuilder::timeout)), or its own for
     /// an adaptive policy. `None` when the agent keeps a fixed or per-operation policy of its own
@@ -129,7 +135,8 @@ impl<A: Agent> AgentHandle<A> {
         opts: CallOptions,
         reply: Option<ReplyTo<Outcome<A>>>,
     ) -> Result<TaskId, CallError<A::Error>> {
-        let admitted = match self.shared.admit(opts.retried_upstream) {
+        let key = self.shared.key_of(opts.breaker_key.as_deref(), &task);
+        let admitted = match self.shared.admit(opts.retried_upstream, key) {
             Ok(admitted) => admitted,
             Err(refused) => {
                 if let Some(reply) = reply {
@@ -148,6 +155,7 @@ impl<A: Agent> AgentHandle<A> {
             deadline_in: opts.deadline,
             cancel: opts.cancel.unwrap_or_default(),
             operation: opts.operation,
+            breaker_key: opts.breaker_key,
             retried_upstream: opts.retried_upstream,
             origin: Origin::Cast(reply),
             admitted: Some(admitted),

@@ -25,6 +25,8 @@ pub(crate) struct Job<A: Agent> {
     /// The task's deadline (the caller's patience, from submission).
     pub(crate) deadline: Option<Instant>,
     pub(crate) operation: Option<Arc<str>>,
+    /// The key its caller gave for the keyed breaker family (else the task's own).
+    pub(crate) breaker_key: Option<Arc<str>>,
     /// The task's cancellation signal (the attempt's own token is a child of it).
     pub(crate) cancel: Option<CancellationToken>,
     /// An upstream layer retries this task (one attempt here).
@@ -67,8 +69,9 @@ pub(crate) enum AttemptEnd<A: Agent> {
     /// It ran: the agent's answer, its error, or the attempt's own timeout (the dependency's
     /// clock, from the attempt's start).
     Ran(Result<A::Output, AttemptError<A::Error>>),
-    /// The breaker refused it when a worker was about to start it: not an attempt.
-    Rejected(Rejected),
+    /// The breaker refused it when a worker was about to start it: not an attempt. With the
+    /// key, when the agent's keyed breaker family refused it.
+    Rejected(Rejected, Option<Arc<str>>),
     /// The task's deadline passed: while it waited (it never ran), or during the attempt where
     /// the deadline came before the attempt's own timeout. The caller's patience ran out, not the
     /// dependency's: no breaker failure, no estimator sample, no retry.

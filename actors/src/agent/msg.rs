@@ -177,6 +177,7 @@ pub(crate) struct TaskRequest<A: Agent> {
     pub(crate) deadline_in: Option<Duration>,
     pub(crate) cancel: CancellationToken,
     pub(crate) operation: Option<Arc<str>>,
+    pub(crate) breaker_key: Option<Arc<str>>,
     pub(crate) retried_upstream: bool,
     pub(crate) origin: Origin<A>,
     pub(crate) admitted: Option<Admitted>,

@@ -26,6 +26,9 @@ pub struct CallOptions {
     pub id: Option<TaskId>,
     /// An upstream layer retries this task: make exactly one attempt here.
     pub retried_upstream: bool,
+    /// The task's key in the agent's keyed breaker family (wins over
+    /// [`Agent::breaker_key`](super::Agent::breaker_key)).
+    pub breaker_key: Option<Arc<str>>,
 }
 
 impl CallOptions {
@@ -37,6 +40,11 @@ impl CallOptions {
     /// Sets the operation name.
     pub fn with_operation(mut self, operation: impl Into<Arc<str>>) -> Self {
         self.operation = Some(operation.into());
+        self
+    }
+    /// Sets the task's key in the agent's keyed breaker family.
+    pub fn with_breaker_key(mut self, key: impl Into<Arc<str>>) -> Self {
+        self.breaker_key = Some(key.into());
         self
     }
     /// Sets the cancellation signal.
@@ -53,6 +61,7 @@ impl CallOptions {
             cancel: None,
             id: Some(envelope.id),
             retried_upstream: envelope.retried_upstream,
+            breaker_key: envelope.breaker_key.clone(),
         }
     }
 }

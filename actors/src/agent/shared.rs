@@ -15,7 +15,7 @@ use super::deadline::AgentTimeout;
 use super::dispatch::Dispatch;
 use super::error::{AttemptError, CallError, OverloadReason};
 use super::{Agent, Outcome};
-use crate::breaker::BreakerHandle;
+use crate::breaker::{BreakerHandle, KeyedBreakerHandle};
 use crate::budget::SharedBudget;
 use crate::clock;
 use crate::metrics::{AgentMetrics, RetryOutcome, TaskOutcome};
@@ -29,6 +29,8 @@ pub(crate) struct Shared<A: Agent> {
     pub(crate) name: Arc<str>,
     pub(crate) dispatch: Dispatch<A>,
     pub(crate) breaker: BreakerHandle,
+    /// The keyed breaker family a task's key is admitted by, besides the agent's breaker.
+    pub(crate) keyed: Option<KeyedBreakerHandle>,
     pub(crate) timeout: AgentTimeout,
     /// The retry policy; a task takes it once, when its first retry is planned (hot reload
     /// swaps it whole).
@@ -101,14 +103,25 @@ impl<A: Agent> Shared<A> {
     /// room, and the breaker's published state does not reject (an Open or forced-open breaker
     /// fails fast here; a half-open one is asked when a worker starts the attempt).
     /// `retried_upstream`: a layer above retries it.
-    pub(crate) fn admit(&self, retried_upstream: bool) -> Result<Admitted, CallError<A::Error>> {
+    /// `key`: the task's key in the keyed family (see [`key_of`](Self::key_of)).
+    pub(crate) fn admit(
+        &self,
+        retried_upstream: bool,
+        key: Option<&str>,
+    ) -> Result<Admitted, CallError<A::Error>> {
         if self.closed.load(Ordering::Acquire) {
             self.metrics.task(TaskOutcome::Rejected, Duration::ZERO);
             return Err(CallError::Unavailable);
         }
         if let Err(rejected) = self.breaker.precheck() {
             self.metrics.task(TaskOutcome::Rejected, Duration::ZERO);
-            return Err(self.rejected(rejected));
+            return Err(self.rejected(rejected, None));
+        }
+        if let (Some(family), Some(key)) = (&self.keyed, key) {
+            if let Err(rejected) = family.precheck(key) {
+                self.metrics.task(TaskOutcome::Rejected, Duration::ZERO);
+                return Err(self.rejected(rejected, Some(key)));
+            }
         }
         let n = self.inflight.fetch_add(1, Ordering::AcqRel);
         let max_pending = self.max_pending.load(Ordering::Relaxed);
@@ -162,10 +175,28 @@ impl<A: Agent> Shared<A> {
         retried_upstream || self.max_attempts(false) > 1
     }
 
-    pub(crate) fn rejected(&self, r: Rejected) -> CallError<A::Error> {
+    /// The task's key in the keyed breaker family: the one its caller gave, else the task's
+    /// own, else [`DEFAULT_BREAKER_KEY`](super::DEFAULT_BREAKER_KEY); `None` without a family.
+    #[inline]
+    pub(crate) fn key_of<'a>(&self, given: Option<&'a str>, task: &'a A::Task) -> Option<&'a str> {
+        self.keyed.as_ref()?;
+        Some(
+            given
+                .or_else(|| A::breaker_key(task))
+                .unwrap_or(super::DEFAULT_BREAKER_KEY),
+        )
+    }
+
+    /// The error of a refusal by the agent's breaker, or (with `key`) by its keyed family: the
+    /// family's breaker for a key is named `family[key]`.
+    pub(crate) fn rejected(&self, r: Rejected, key: Option<&str>) -> CallError<A::Error> {
         let now = clock::now();
+        let breaker: Arc<str> = match (key, &self.keyed) {
+            (Some(key), Some(family)) => format!("{}[{key}]", family.name()).into(),
+            _ => self.breaker.name().into(),
+        };
         CallError::Rejected {
-            breaker: self.breaker.name().into(),
+            breaker,
             state: r.state,
             retry_after: r.retry_after.map(|at| at.saturating_duration_since(now)),
         }

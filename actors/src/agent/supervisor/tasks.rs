@@ -86,7 +86,10 @@ impl<A: Agent> SupervisorState<A> {
         envelope: TaskEnvelope<A::Task>,
         reply: ReplyTo<Outcome<A>>,
     ) {
-        let admitted = match self.shared.admit(envelope.retried_upstream) {
+        let key = self
+            .shared
+            .key_of(envelope.breaker_key.as_deref(), &envelope.task);
+        let admitted = match self.shared.admit(envelope.retried_upstream, key) {
             Ok(admitted) => admitted,
             Err(refused) => {
                 reply.send(Err(refused));
@@ -107,6 +110,7 @@ impl<A: Agent> SupervisorState<A> {
                 deadline_in: envelope.deadline_in,
                 cancel: CancellationToken::new(),
                 operation: envelope.operation,
+                breaker_key: envelope.breaker_key,
                 retried_upstream: envelope.retried_upstream,
                 origin: Origin::Cast(Some(reply)),
                 admitted: Some(admitted),
@@ -163,6 +167,7 @@ impl<A: Agent> SupervisorState<A> {
             attempt,
             deadline: h.req.deadline,
             operation: h.req.operation.clone(),
+            breaker_key: h.req.breaker_key.clone(),
             cancel: Some(cancel),
             retried_upstream: h.req.retried_upstream,
             queued: Instant::now(),
@@ -202,7 +207,7 @@ impl<A: Agent> SupervisorState<A> {
         match end {
             AttemptEnd::Ran(Ok(output)) => self.finish(key, Ok(output)),
             AttemptEnd::Ran(Err(error)) => self.after_failure(key, error),
-            AttemptEnd::Rejected(rejected) => self.after_rejection(key, rejected),
+            AttemptEnd::Rejected(rejected, by) => self.after_rejection(key, rejected, by),
             AttemptEnd::DeadlineReached { .. } => self.deadline_reached(key),
             AttemptEnd::Shed { waited } => {
                 self.shared.metrics.shed();
@@ -227,7 +232,7 @@ impl<A: Agent> SupervisorState<A> {
     /// The breaker refused an attempt as a worker was about to start it. A retry waits for its
     /// next backoff step (past the open period) rather than giving up; a task not yet attempted
     /// ends `Rejected`, as it would have at admission.
-    fn after_rejection(&mut self, key: u64, rejected: Rejected) {
+    fn after_rejection(&mut self, key: u64, rejected: Rejected, by: Option<Arc<str>>) {
         let now = Instant::now();
         let breaker_wait = rejected
             .retry_after
@@ -239,7 +244,7 @@ impl<A: Agent> SupervisorState<A> {
                     .insert(clock::after(now, delay), Timer::Resend(key));
             }
             _ => {
-                let error = self.shared.rejected(rejected);
+                let error = self.shared.rejected(rejected, by.as_deref());
                 self.finish(key, Err(error));
             }
         }
