@@ -44,4 +44,9 @@ impl Agent for LlmAgent {
     fn classify(error: &ProviderError) -> ErrorClass {
         error.class()
     }
+
+    /// A breaker per model, when the agent has a keyed breaker.
+    fn breaker_key(task: &CompletionRequest) -> Option<&str> {
+        task.model.as_deref()
+    }
 }

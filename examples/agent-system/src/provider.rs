@@ -17,6 +17,8 @@ pub struct CompletionRequest {
     pub prompt: String,
     /// Upper bound on generated tokens.
     pub max_tokens: u32,
+    /// The model asked for (`[system.workload] models`); `None`: the provider's own.
+    pub model: Option<std::sync::Arc<str>>,
 }
 
 /// A provider's answer.

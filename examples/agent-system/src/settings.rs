@@ -61,6 +61,10 @@ pub struct WorkloadSettings {
     pub task_deadline: Duration,
     /// `max_tokens` of each request (the simulated provider's latency does not depend on it).
     pub max_tokens: u32,
+    /// The models the tasks ask for, round robin (default: none, the provider's own). An
+    /// agent with a keyed breaker (`[agents.NAME] key_breaker`) keeps a breaker per model.
+    /// At most 64, each 1 to 64 of `[A-Za-z0-9._:-]`.
+    pub models: Vec<String>,
 }
 
 impl Default for WorkloadSettings {
@@ -70,6 +74,7 @@ impl Default for WorkloadSettings {
             agents: Vec::new(),
             task_deadline: Duration::from_secs(30),
             max_tokens: 256,
+            models: Vec::new(),
         }
     }
 }
@@ -191,8 +196,8 @@ impl TryFrom<ProviderTable> for ProviderSettings {
     }
 }
 
-/// A window of simulated time, from the start of the run.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+/// A window of simulated time, from the start of the run; an outage may hit one model only.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Window {
     /// When it starts.
@@ -201,12 +206,20 @@ pub struct Window {
     /// How long it lasts.
     #[serde(with = "humantime_serde")]
     pub length: Duration,
+    /// An outage of this model only (one of `[system.workload] models`); default: every model.
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 impl Window {
     /// Whether `t` (since the start of the run) falls inside.
     pub fn contains(&self, t: Duration) -> bool {
         t >= self.start && t < self.start + self.length
+    }
+
+    /// Whether a request for `model` at `t` falls inside.
+    pub fn hits(&self, t: Duration, model: Option<&str>) -> bool {
+        self.contains(t) && self.model.as_deref().is_none_or(|m| Some(m) == model)
     }
 }
 
@@ -257,6 +270,7 @@ impl Default for SimulatedSettings {
             outages: vec![Window {
                 start: Duration::from_secs(10),
                 length: Duration::from_secs(8),
+                model: None,
             }],
             spikes: vec![Spike {
                 start: Duration::from_secs(30),

@@ -213,6 +213,12 @@ impl System {
         let settings = &config.system;
         let interval = Duration::from_secs_f64(1.0 / settings.workload.rate);
         let cancel_pending = CancellationToken::new();
+        let models: Vec<Arc<str>> = settings
+            .workload
+            .models
+            .iter()
+            .map(|m| Arc::from(m.as_str()))
+            .collect();
         let failure_log = Arc::new(Mutex::new(FailureLog::default()));
         let mut tasks = JoinSet::new();
         let mut n: u64 = 0;
@@ -236,6 +242,8 @@ impl System {
             let request = CompletionRequest {
                 prompt: format!("task {n}: summarise the incident report"),
                 max_tokens: settings.workload.max_tokens,
+                model: (!models.is_empty())
+                    .then(|| models[(n % models.len() as u64) as usize].clone()),
             };
             let tally = self.tally.clone();
             tally.lock().unwrap_or_else(|e| e.into_inner()).submitted += 1;

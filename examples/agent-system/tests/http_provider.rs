@@ -166,6 +166,7 @@ fn request() -> CompletionRequest {
     CompletionRequest {
         prompt: "Say hello".into(),
         max_tokens: 32,
+        model: None,
     }
 }
 

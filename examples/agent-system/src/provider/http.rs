@@ -259,7 +259,8 @@ impl Inner {
         limit: Limit,
     ) -> Result<Completion, ProviderError> {
         let body = serde_json::json!({
-            "model": self.settings.model,
+            // The task's model when the workload names models; the endpoint's own otherwise.
+            "model": req.model.as_deref().unwrap_or(&self.settings.model),
             "messages": [{ "role": "user", "content": req.prompt }],
             "max_tokens": req.max_tokens,
         })

@@ -46,7 +46,8 @@ impl SimulatedProvider {
         let elapsed = self.start.elapsed();
         let s = &self.settings;
         let mut rng = SmallRng::seed_from_u64(mix(self.seed, ctx.id.0, u64::from(ctx.attempt)));
-        if s.outages.iter().any(|w| w.contains(elapsed)) {
+        let model = req.model.as_deref();
+        if s.outages.iter().any(|w| w.hits(elapsed, model)) {
             sleep_or_cancel(OUTAGE_LATENCY, ctx).await;
             return Err(ProviderError::Outage);
         }
@@ -121,6 +122,7 @@ mod tests {
             outages: vec![Window {
                 start: Duration::from_secs(1),
                 length: Duration::from_secs(1),
+                model: None,
             }],
             spikes: vec![],
             ..SimulatedSettings::default()
@@ -129,6 +131,7 @@ mod tests {
         let req = CompletionRequest {
             prompt: "hi".into(),
             max_tokens: 8,
+            model: None,
         };
         assert!(p.complete(&req, &ctx(1, 1)).await.is_ok());
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -140,6 +143,33 @@ mod tests {
         assert_eq!(t.elapsed(), OUTAGE_LATENCY);
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(p.complete(&req, &ctx(3, 1)).await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_of_one_model_leaves_the_others_serving() {
+        let settings = SimulatedSettings {
+            error_rate: 0.0,
+            rate_limit_rate: 0.0,
+            outages: vec![Window {
+                start: Duration::ZERO,
+                length: Duration::from_secs(10),
+                model: Some("model-b".into()),
+            }],
+            spikes: vec![],
+            ..SimulatedSettings::default()
+        };
+        let p = SimulatedProvider::new(settings, 1, Instant::now());
+        let req = |model: Option<&str>| CompletionRequest {
+            prompt: "hi".into(),
+            max_tokens: 8,
+            model: model.map(Into::into),
+        };
+        assert_eq!(
+            p.complete(&req(Some("model-b")), &ctx(1, 1)).await,
+            Err(ProviderError::Outage)
+        );
+        assert!(p.complete(&req(Some("model-a")), &ctx(2, 1)).await.is_ok());
+        assert!(p.complete(&req(None), &ctx(3, 1)).await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]
@@ -156,6 +186,7 @@ mod tests {
         let req = CompletionRequest {
             prompt: "hi".into(),
             max_tokens: 64,
+            model: None,
         };
         let mut runs = Vec::new();
         for _ in 0..2 {
@@ -179,6 +210,7 @@ mod tests {
         let req = CompletionRequest {
             prompt: "x".into(),
             max_tokens: 8,
+            model: None,
         };
         let (mut errors, mut limited) = (0, 0);
         let n = 4000;

@@ -30,6 +30,7 @@ impl std::fmt::Display for SystemSettings {
             humantime::format_duration(self.workload.task_deadline)
         )?;
         writeln!(f, "max_tokens = {}", self.workload.max_tokens)?;
+        writeln!(f, "models = {:?}", self.workload.models)?;
         writeln!(f, "\n[system.provider]")?;
         match &self.provider {
             ProviderSettings::Simulated(s) => {
@@ -51,8 +52,13 @@ impl std::fmt::Display for SystemSettings {
                     .outages
                     .iter()
                     .map(|w| {
+                        let model = w
+                            .model
+                            .as_ref()
+                            .map(|m| format!(", model = {m:?}"))
+                            .unwrap_or_default();
                         format!(
-                            "{{ start = \"{}\", length = \"{}\" }}",
+                            "{{ start = \"{}\", length = \"{}\"{model} }}",
                             humantime::format_duration(w.start),
                             humantime::format_duration(w.length)
                         )

@@ -12,6 +12,17 @@ use crate::provider::http::ProviderSetupError;
 /// from where adding it to a clock reading would overflow (and panic).
 pub const MAX_DURATION: Duration = Duration::from_secs(3_155_760_000); // 100 × 365.25 days
 
+/// The most `workload.models`.
+const MAX_MODELS: usize = 64;
+
+/// A model name: 1 to 64 of `[A-Za-z0-9._:-]` (they become breaker keys and log fields).
+fn is_model_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
 /// The lowest workload rate: one task per 1,000 s (a lower one made the interval between
 /// arrivals overflow a `Duration`).
 pub const MIN_RATE: f64 = 0.001;
@@ -132,6 +143,40 @@ impl SystemSettings {
             )));
         } else {
             check(at_most_max("workload.task_deadline", w.task_deadline));
+        }
+        if w.models.len() > MAX_MODELS {
+            check(Err(InvalidSettings::new(
+                "workload.models",
+                format!("at most {MAX_MODELS} models, got {}", w.models.len()),
+            )));
+        }
+        let mut models = std::collections::BTreeSet::new();
+        for model in &w.models {
+            if !is_model_name(model) {
+                check(Err(InvalidSettings::new(
+                    "workload.models",
+                    format!("{model:?} is not a model name: 1 to 64 of [A-Za-z0-9._:-]"),
+                )));
+            }
+            if !models.insert(model) {
+                check(Err(InvalidSettings::new(
+                    "workload.models",
+                    format!("model {model:?} is listed twice"),
+                )));
+            }
+        }
+        if let ProviderSettings::Simulated(s) = &self.provider {
+            for model in s.outages.iter().filter_map(|o| o.model.as_ref()) {
+                if !models.contains(model) {
+                    check(Err(InvalidSettings::new(
+                        "provider.outages",
+                        format!(
+                            "the outage of model {model:?} names no model of [system.workload] models ({:?})",
+                            w.models
+                        ),
+                    )));
+                }
+            }
         }
         if let Some(names) = names {
             let known = if names.agents.is_empty() {
