@@ -132,6 +132,7 @@ pub use diff::{ConfigChange, diff};
 pub use display::breaker_settings_toml;
 mod env;
 mod policies;
+pub use policies::KeyedBreakerConfig;
 mod resolve;
 mod source;
 mod timeouts;
@@ -189,8 +190,10 @@ pub fn is_valid_name(name: &str) -> bool {
 /// that text loads back to an equal configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedConfig<X = NoSystem> {
-    /// `[breakers.NAME]`.
+    /// `[breakers.NAME]`: the single breakers.
     pub breakers: BTreeMap<String, BreakerSettings>,
+    /// `[breakers.NAME]` with `keyed = true`: the keyed breaker families.
+    pub keyed_breakers: BTreeMap<String, KeyedBreakerConfig>,
     /// `[retry_policies.NAME]`.
     pub retry_policies: BTreeMap<String, RetryPolicy>,
     /// `[timeouts.NAME]`.

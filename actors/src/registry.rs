@@ -61,9 +61,12 @@ use ractor_resilience_core::backoff::RetryPolicy;
 use ractor_resilience_core::breaker::{BreakerSettings, BreakerState};
 
 use crate::agent::{Agent, AgentBuilder, AgentMsg, AgentUpdate, ReconfigureError, SpawnError};
-use crate::breaker::{BreakerActor, BreakerHandle, BreakerOptions};
+use crate::breaker::{
+    BreakerActor, BreakerHandle, BreakerOptions, KeyedBreakerActor, KeyedBreakerHandle,
+    KeyedBreakerOptions,
+};
 use crate::budget::SharedBudget;
-use crate::config::{AgentConfig, ResolvedConfig, TimeoutSettings};
+use crate::config::{AgentConfig, KeyedBreakerConfig, ResolvedConfig, TimeoutSettings};
 use crate::reply::ReplyTo;
 use crate::timeout::{TimeoutActor, TimeoutHandle, TimeoutHooks, TimeoutPolicy};
 
@@ -125,6 +128,7 @@ impl RegistryOptions {
 /// The named policies of one configuration, each spawned once (see the module documentation).
 pub struct Registry {
     breakers: BTreeMap<String, BreakerHandle>,
+    keyed: BTreeMap<String, (KeyedBreakerHandle, KeyedBreakerConfig)>,
     timeouts: BTreeMap<String, (TimeoutHandle, TimeoutSettings)>,
     budgets: BTreeMap<String, SharedBudget>,
     retry_policies: BTreeMap<String, RetryPolicy>,
@@ -268,6 +272,7 @@ impl Registry {
     ) -> Result<Self, SpawnError> {
         let mut registry = Registry {
             breakers: BTreeMap::new(),
+            keyed: BTreeMap::new(),
             timeouts: BTreeMap::new(),
             budgets: config
                 .budgets
@@ -283,6 +288,19 @@ impl Registry {
             match registry.spawn_breaker(name, settings).await {
                 Ok(handle) => {
                     registry.breakers.insert(name.clone(), handle);
+                }
+                Err(e) => {
+                    registry.stop();
+                    return Err(e);
+                }
+            }
+        }
+        for (name, family) in &config.keyed_breakers {
+            match registry.spawn_family(name, family).await {
+                Ok(handle) => {
+                    registry
+                        .keyed
+                        .insert(name.clone(), (handle, family.clone()));
                 }
                 Err(e) => {
                     registry.stop();
@@ -322,6 +340,23 @@ impl Registry {
             .await
             .map_err(|source| SpawnError::Spawn {
                 what: format!("breaker {name}"),
+                source,
+            })
+    }
+
+    async fn spawn_family(
+        &self,
+        name: &str,
+        config: &KeyedBreakerConfig,
+    ) -> Result<KeyedBreakerHandle, SpawnError> {
+        let options = KeyedBreakerOptions::new()
+            .with_seed(name_seed(self.options.seed, name))
+            .with_metric_keys(config.metric_keys.iter().cloned())
+            .with_metric_top_keys(config.metric_top_keys);
+        KeyedBreakerActor::spawn(name, config.family.clone(), options)
+            .await
+            .map_err(|source| SpawnError::Spawn {
+                what: format!("keyed breaker {name}"),
                 source,
             })
     }
@@ -388,6 +423,7 @@ impl Registry {
         self.check_running(config, &running)?;
         let mut report = ReloadReport::default();
         self.reload_breakers(config, &mut report).await;
+        self.reload_families(config, &mut report).await;
         self.reload_timeouts(config, &mut report).await;
         self.reload_budgets(config, &mut report);
         self.reload_agents(config, &running, &mut report).await;
@@ -422,6 +458,11 @@ impl Registry {
             };
             let fields = [
                 ("breaker", Some(&old.breaker), Some(&new.breaker)),
+                (
+                    "key_breaker",
+                    old.key_breaker.as_ref(),
+                    new.key_breaker.as_ref(),
+                ),
                 ("retry", Some(&old.retry), Some(&new.retry)),
                 ("timeout", Some(&old.timeout), Some(&new.timeout)),
                 ("budget", old.budget.as_ref(), new.budget.as_ref()),
@@ -473,6 +514,34 @@ impl Registry {
                         Err(e) => report.failures.push(format!("breakers.{name}: {e}")),
                     }
                 }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Keyed families: added ones are spawned, removed ones stopped. A family whose settings
+    /// changed keeps running on its old settings (its keys keep their state) and the change is
+    /// reported as not applied: families are not reconfigured in place yet.
+    async fn reload_families<X>(&mut self, config: &ResolvedConfig<X>, report: &mut ReloadReport) {
+        for name in gone(&self.keyed, &config.keyed_breakers) {
+            if let Some((handle, _)) = self.keyed.remove(&name) {
+                handle.stop();
+                report.actions.push(format!("breakers.{name}: stopped"));
+            }
+        }
+        for (name, family) in &config.keyed_breakers {
+            match self.keyed.get(name) {
+                None => match self.spawn_family(name, family).await {
+                    Ok(handle) => {
+                        self.keyed
+                            .insert(name.clone(), (handle, family.clone()));
+                        report.actions.push(format!("breakers.{name}: spawned"));
+                    }
+                    Err(e) => report.failures.push(format!("breakers.{name}: {e}")),
+                },
+                Some((_, current)) if current != family => report.failures.push(format!(
+                    "breakers.{name}: a keyed family is not reconfigured in place yet; it keeps its settings (and its keys their state) until a restart"
+                )),
                 Some(_) => {}
             }
         }
@@ -612,6 +681,13 @@ impl Registry {
             .timeout(timeout.0.clone())
             .retry_policy(spec.retry.as_str(), retry.clone())
             .seed(name_seed(self.options.seed, name));
+        if let Some(family) = &spec.key_breaker {
+            let (family, _) = self
+                .keyed
+                .get(family)
+                .ok_or_else(|| missing("keyed breaker", family))?;
+            builder = builder.key_breaker(family.clone());
+        }
         if let Some(budget) = &spec.budget {
             let budget = self
                 .budgets
@@ -630,6 +706,16 @@ impl Registry {
     /// Every breaker, by name.
     pub fn breakers(&self) -> impl Iterator<Item = (&str, &BreakerHandle)> {
         self.breakers.iter().map(|(n, b)| (n.as_str(), b))
+    }
+
+    /// The keyed breaker family named `name`.
+    pub fn key_breaker(&self, name: &str) -> Option<&KeyedBreakerHandle> {
+        self.keyed.get(name).map(|(k, _)| k)
+    }
+
+    /// Every keyed breaker family, by name.
+    pub fn key_breakers(&self) -> impl Iterator<Item = (&str, &KeyedBreakerHandle)> {
+        self.keyed.iter().map(|(n, (k, _))| (n.as_str(), k))
     }
 
     /// The timeout actor named `name`.
@@ -657,6 +743,9 @@ impl Registry {
     pub fn stop(&self) {
         for breaker in self.breakers.values() {
             breaker.stop();
+        }
+        for (family, _) in self.keyed.values() {
+            family.stop();
         }
         for (timeout, _) in self.timeouts.values() {
             timeout.actor().stop(None);

@@ -53,6 +53,9 @@ pub const MAX_MAX_PENDING: usize = 1_000_000;
 pub struct AgentConfig {
     /// The `[breakers.NAME]` the agent's calls go through.
     pub breaker: String,
+    /// A `[breakers.NAME]` with `keyed = true` that admits each task by its key as well (see
+    /// `AgentBuilder::key_breaker`), if any.
+    pub key_breaker: Option<String>,
     /// The `[retry_policies.NAME]` that retries its failed calls.
     pub retry: String,
     /// The `[timeouts.NAME]` that bounds each attempt.
@@ -74,7 +77,10 @@ pub struct AgentConfig {
 /// The section names present in the file (valid or not), for reference checks.
 #[derive(Debug, Default)]
 pub(crate) struct Known {
+    /// Every `[breakers.NAME]`, single or keyed (valid or not).
     pub(crate) breakers: BTreeSet<String>,
+    /// The valid ones with `keyed = true`.
+    pub(crate) keyed_breakers: BTreeSet<String>,
     pub(crate) retry_policies: BTreeSet<String>,
     pub(crate) timeouts: BTreeSet<String>,
     pub(crate) budgets: BTreeSet<String>,
@@ -93,6 +99,7 @@ pub(crate) struct RawAgent {
     #[serde(default, deserialize_with = "duration")]
     queue_interval: Option<std::time::Duration>,
     adaptive_lifo: Option<bool>,
+    key_breaker: Option<String>,
 }
 
 impl RawAgent {
@@ -100,12 +107,50 @@ impl RawAgent {
     pub(crate) fn resolve(self, known: &Known) -> Result<AgentConfig, EntryError> {
         let mut errors = Vec::new();
         let mut check = |r: Result<String, FieldError>| r.map_err(|e| errors.push(e)).ok();
-        let breaker = check(reference(
-            ("breaker", "breaker"),
-            "breakers",
-            self.breaker,
-            &known.breakers,
-        ));
+        let breaker = check(
+            reference(
+                ("breaker", "breaker"),
+                "breakers",
+                self.breaker,
+                &known.breakers,
+            )
+            .and_then(|name| {
+                if known.keyed_breakers.contains(&name) {
+                    Err(FieldError::new(
+                        "breaker",
+                        format!(
+                            "{name:?} is a keyed breaker family (keyed = true): name it in key_breaker, and a single breaker here"
+                        ),
+                    ))
+                } else {
+                    Ok(name)
+                }
+            }),
+        );
+        let key_breaker = match self.key_breaker {
+            None => Some(None),
+            some => check(
+                reference(
+                    ("key_breaker", "breaker"),
+                    "breakers",
+                    some,
+                    &known.breakers,
+                )
+                .and_then(|name| {
+                    if known.keyed_breakers.contains(&name) {
+                        Ok(name)
+                    } else {
+                        Err(FieldError::new(
+                            "key_breaker",
+                            format!(
+                                "[breakers.{name}] is not a keyed family: set keyed = true there"
+                            ),
+                        ))
+                    }
+                }),
+            )
+            .map(Some),
+        };
         let retry = check(reference(
             ("retry", "retry policy"),
             "retry_policies",
@@ -195,7 +240,16 @@ impl RawAgent {
                 }
             }
         };
-        match (breaker, retry, timeout, budget, workers, max_pending, queue) {
+        match (
+            breaker,
+            retry,
+            timeout,
+            budget,
+            workers,
+            max_pending,
+            queue,
+            key_breaker,
+        ) {
             (
                 Some(breaker),
                 Some(retry),
@@ -204,8 +258,10 @@ impl RawAgent {
                 Some(workers),
                 Some(max_pending),
                 Some(queue),
+                Some(key_breaker),
             ) if errors.is_empty() => Ok(AgentConfig {
                 breaker,
+                key_breaker,
                 retry,
                 timeout,
                 budget,

@@ -9,7 +9,7 @@ use ractor_resilience_core::budget::BudgetSettings;
 use ractor_resilience_core::estimator::EstimatorMode;
 
 use super::values::human;
-use super::{AgentConfig, ResolvedConfig, TimeoutSettings};
+use super::{AgentConfig, KeyedBreakerConfig, ResolvedConfig, TimeoutSettings};
 
 impl<X: Display> Display for ResolvedConfig<X> {
     /// ```
@@ -23,8 +23,20 @@ impl<X: Display> Display for ResolvedConfig<X> {
     /// ```
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let mut out = Sections::default();
-        for (name, b) in &self.breakers {
-            breaker(out.start("breakers", name), b);
+        // Single and keyed breakers share the [breakers.NAME] namespace: in name order.
+        let mut names: Vec<&String> = self
+            .breakers
+            .keys()
+            .chain(self.keyed_breakers.keys())
+            .collect();
+        names.sort();
+        for name in names {
+            let s = out.start("breakers", name);
+            match (self.breakers.get(name), self.keyed_breakers.get(name)) {
+                (Some(b), _) => breaker(s, b),
+                (None, Some(k)) => keyed(s, k),
+                (None, None) => {}
+            }
         }
         for (name, r) in &self.retry_policies {
             retry(out.start("retry_policies", name), r);
@@ -129,6 +141,18 @@ fn breaker(out: &mut String, b: &BreakerSettings) {
     }
 }
 
+fn keyed(out: &mut String, k: &KeyedBreakerConfig) {
+    line(out, "keyed", true);
+    breaker(out, k.family.breaker());
+    line(out, "max_keys", k.family.max_keys());
+    match k.family.idle_evict_after() {
+        Some(d) => duration(out, "idle_evict_after", d),
+        None => line(out, "idle_evict_after", "\"off\""),
+    }
+    let _ = writeln!(out, "metric_keys = {:?}", k.metric_keys);
+    line(out, "metric_top_keys", k.metric_top_keys);
+}
+
 fn retry(out: &mut String, r: &RetryPolicy) {
     line(out, "max_attempts", r.max_attempts());
     duration(out, "initial_delay", r.initial_delay());
@@ -189,6 +213,9 @@ fn budget(out: &mut String, b: &BudgetSettings) {
 
 fn agent(out: &mut String, a: &AgentConfig) {
     let _ = writeln!(out, "breaker = \"{}\"", a.breaker);
+    if let Some(k) = &a.key_breaker {
+        let _ = writeln!(out, "key_breaker = \"{k}\"");
+    }
     let _ = writeln!(out, "retry = \"{}\"", a.retry);
     let _ = writeln!(out, "timeout = \"{}\"", a.timeout);
     if let Some(b) = &a.budget {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ractor_resilience_core::backoff::{Jitter, RetryPolicy};
-use ractor_resilience_core::breaker::BreakerSettings;
+use ractor_resilience_core::breaker::{BreakerSettings, FamilySettings};
 use ractor_resilience_core::budget::BudgetSettings;
 use ractor_resilience_core::{InvalidSettings, Ratio};
 use serde::Deserialize;
@@ -39,10 +39,127 @@ pub(crate) struct RawBreaker {
     half_open_probes: Option<u32>,
     half_open_successes: Option<u32>,
     half_open_max_wait: Option<DurationOrOff>,
+    // A keyed family: this policy per key.
+    keyed: Option<bool>,
+    max_keys: Option<u32>,
+    idle_evict_after: Option<DurationOrOff>,
+    metric_keys: Option<Vec<String>>,
+    metric_top_keys: Option<usize>,
+}
+
+/// A `[breakers.NAME]` section: one breaker, or (`keyed = true`) a family of one per key.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum BreakerEntry {
+    Plain(BreakerSettings),
+    Keyed(KeyedBreakerConfig),
+}
+
+/// A `[breakers.NAME]` section with `keyed = true`: the per-key policy (every key of a plain
+/// breaker section), the family's bounds, and which keys get metric series of their own.
+///
+/// ```
+/// use ractor_resilience::config::ResolvedConfig;
+///
+/// let text = "[breakers.models]\nkeyed = true\nmax_failures = 3\nmax_keys = 500\nmetric_keys = [\"gpt-4o\"]\n";
+/// let config = ResolvedConfig::from_toml_str(text, "app.toml").unwrap();
+/// let models = &config.keyed_breakers["models"];
+/// assert_eq!(models.family.max_keys(), 500);
+/// assert_eq!(models.family.breaker().max_failures(), Some(3));
+/// assert_eq!(models.metric_keys, ["gpt-4o"]);
+/// assert!(config.breakers.is_empty(), "a family is not a plain breaker");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyedBreakerConfig {
+    /// The per-key policy and the family's bounds (`max_keys`, `idle_evict_after`).
+    pub family: FamilySettings,
+    /// Keys with metric series of their own, always (`metric_keys`).
+    pub metric_keys: Vec<String>,
+    /// How many of the keys with the most recent failures get series of their own
+    /// (`metric_top_keys`); every other key is counted under `key="other"`.
+    pub metric_top_keys: usize,
 }
 
 impl RawBreaker {
-    pub(crate) fn resolve(self) -> Result<BreakerSettings, EntryError> {
+    pub(crate) fn resolve(mut self) -> Result<BreakerEntry, EntryError> {
+        let family = (
+            self.keyed.take(),
+            self.max_keys.take(),
+            self.idle_evict_after.take(),
+            self.metric_keys.take(),
+            self.metric_top_keys.take(),
+        );
+        let breaker = self.resolve_breaker();
+        let (keyed, max_keys, idle, metric_keys, metric_top_keys) = family;
+        if keyed != Some(true) {
+            let (settings, mut errors) = match breaker {
+                Ok(settings) => (Some(settings), Vec::new()),
+                Err(EntryError::Field(errors)) => (None, errors),
+                Err(other) => return Err(other),
+            };
+            for (key, given) in [
+                ("max_keys", max_keys.is_some()),
+                ("idle_evict_after", idle.is_some()),
+                ("metric_keys", metric_keys.is_some()),
+                ("metric_top_keys", metric_top_keys.is_some()),
+            ] {
+                if given {
+                    errors.push(FieldError::new(key, "has no effect without keyed = true"));
+                }
+            }
+            return match settings {
+                Some(settings) if errors.is_empty() => Ok(BreakerEntry::Plain(settings)),
+                _ => Err(EntryError::Field(errors)),
+            };
+        }
+        let (settings, mut errors) = match breaker {
+            Ok(settings) => (Some(settings), Vec::new()),
+            Err(EntryError::Field(errors)) => (None, errors),
+            Err(other) => return Err(other),
+        };
+        let options = crate::breaker::KeyedBreakerOptions::new()
+            .with_metric_keys(metric_keys.clone().unwrap_or_default())
+            .with_metric_top_keys(
+                metric_top_keys
+                    .unwrap_or(crate::breaker::KeyedBreakerOptions::DEFAULT_METRIC_TOP_KEYS),
+            );
+        if let Err(reason) = options.check() {
+            let (key, reason) = reason
+                .split_once(": ")
+                .map_or(("metric_keys", reason.as_str()), |(k, r)| (k, r));
+            let key = if key == "metric_top_keys" {
+                "metric_top_keys"
+            } else {
+                "metric_keys"
+            };
+            errors.push(FieldError::new(key, reason.to_owned()));
+        }
+        let Some(settings) = settings else {
+            return Err(EntryError::Field(errors));
+        };
+        let mut builder = FamilySettings::builder(settings);
+        if let Some(n) = max_keys {
+            builder = builder.with_max_keys(n);
+        }
+        match idle {
+            None => {}
+            Some(DurationOrOff::Off) => builder = builder.with_idle_evict_after(None),
+            Some(DurationOrOff::On(d)) => builder = builder.with_idle_evict_after(Some(d)),
+        }
+        match builder.build() {
+            Ok(family) if errors.is_empty() => Ok(BreakerEntry::Keyed(KeyedBreakerConfig {
+                family,
+                metric_keys: options.metric_keys,
+                metric_top_keys: options.metric_top_keys,
+            })),
+            Ok(_) => Err(EntryError::Field(errors)),
+            Err(e) => {
+                errors.push(e.into());
+                Err(EntryError::Field(errors))
+            }
+        }
+    }
+
+    fn resolve_breaker(self) -> Result<BreakerSettings, EntryError> {
         type B = ractor_resilience_core::breaker::BreakerSettingsBuilder;
         let mut errors = Vec::new();
         let mut fields: Vec<Setter<'_, B>> = Vec::new();

@@ -7,7 +7,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::agents::{Known, RawAgent};
-use super::policies::{RawBreaker, RawBudget, RawRetry};
+use super::policies::{BreakerEntry, RawBreaker, RawBudget, RawRetry};
 use super::source::{EntryError, FieldError, Source, as_table, dotted, empty_table, path_of_span};
 use super::{
     EnvOverrides, NAME_RULE, ResolvedConfig, SectionNames, SystemSection, env, is_valid_name,
@@ -73,9 +73,22 @@ pub(crate) fn resolve<X: SystemSection>(
     }
 
     let mut known = Known::default();
-    let breakers = section(&doc, "breakers", &mut src, &mut known.breakers, |v| {
+    let entries = section(&doc, "breakers", &mut src, &mut known.breakers, |v| {
         RawBreaker::deserialize_each_key(v)?.resolve()
     });
+    let mut breakers = BTreeMap::new();
+    let mut keyed_breakers = BTreeMap::new();
+    for (name, entry) in entries {
+        match entry {
+            BreakerEntry::Plain(settings) => {
+                breakers.insert(name, settings);
+            }
+            BreakerEntry::Keyed(family) => {
+                known.keyed_breakers.insert(name.clone());
+                keyed_breakers.insert(name, family);
+            }
+        }
+    }
     let retry_policies = section(
         &doc,
         "retry_policies",
@@ -109,6 +122,7 @@ pub(crate) fn resolve<X: SystemSection>(
     match system {
         Some(system) if !src.has_errors() => Ok(ResolvedConfig {
             breakers,
+            keyed_breakers,
             retry_policies,
             timeouts,
             budgets,
