@@ -86,12 +86,62 @@ pub const ACTIONS: [&str; 3] = ["force-open", "reset", "disable"];
 
 /// `GET /breakers`: each breaker's name, state, settings (with their configuration names) and
 /// counters.
-pub async fn list(breakers: &[BreakerHandle]) -> (StatusCode, Json<Value>) {
-    let mut out = Vec::with_capacity(breakers.len());
-    for b in breakers {
+///
+/// A keyed family is listed with `"keyed": true`, its per-key settings and bounds, the keys it
+/// holds and its open keys (at most [`OPEN_KEYS_SHOWN`](crate::exporter::OPEN_KEYS_SHOWN), with
+/// the count of the others).
+pub async fn list(control: &Control) -> (StatusCode, Json<Value>) {
+    let breakers = control.breakers();
+    let families = control.breakers.families();
+    let mut out = Vec::with_capacity(breakers.len() + families.len());
+    for b in &breakers {
         out.push(describe(b).await);
     }
+    for family in families.values() {
+        out.push(describe_family(family).await);
+    }
     (StatusCode::OK, Json(Value::Array(out)))
+}
+
+async fn describe_family(f: &ractor_resilience::breaker::KeyedBreakerHandle) -> Value {
+    let settings = f.settings();
+    let mut table: Value =
+        toml::from_str::<toml::Table>(&breaker_settings_toml(settings.breaker()))
+            .ok()
+            .and_then(|t| serde_json::to_value(t).ok())
+            .unwrap_or(Value::Null);
+    if let Some(t) = table.as_object_mut() {
+        t.insert("keyed".into(), json!(true));
+        t.insert("max_keys".into(), json!(settings.max_keys()));
+        t.insert(
+            "idle_evict_after".into(),
+            json!(settings.idle_evict_after().map_or_else(
+                || "off".to_owned(),
+                |d| humantime::format_duration(d).to_string()
+            )),
+        );
+    }
+    let listing = f.not_closed(crate::exporter::OPEN_KEYS_SHOWN).await;
+    let status = f.status().await;
+    match (listing, status) {
+        (Ok(listing), Ok(status)) => json!({
+            "name": f.name(),
+            "keyed": true,
+            "state": if listing.keys.is_empty() && listing.more == 0 { "closed" } else { "degraded" },
+            "settings": table,
+            "keys": status.keys,
+            "open_keys": listing.keys.iter().map(|k| json!({
+                "key": k.key,
+                "state": k.state.to_string(),
+                "retry_after_ms": k.retry_after.map(|d| d.as_millis() as u64),
+            })).collect::<Vec<_>>(),
+            "open_keys_not_listed": listing.more,
+            "overflow": listing.overflow.to_string(),
+            "evicted_idle": status.evicted_idle,
+            "evicted_capacity": status.evicted_capacity,
+        }),
+        _ => json!({ "name": f.name(), "keyed": true, "state": "stopped", "settings": table }),
+    }
 }
 
 async fn describe(b: &BreakerHandle) -> Value {

@@ -57,8 +57,53 @@ pub fn is_loopback(ip: IpAddr) -> bool {
 pub struct Health {
     /// `ok` or `degraded`.
     pub status: &'static str,
-    /// Breakers open, half-open or forced open.
+    /// Breakers open, half-open or forced open; a keyed family's key as `family[key]` (at most
+    /// [`OPEN_KEYS_SHOWN`] per family).
     pub open_breakers: Vec<String>,
+    /// Keys of keyed families open beyond those listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub open_keys_not_listed: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The most open keys of one keyed family that `/health` and `GET /breakers` list.
+pub const OPEN_KEYS_SHOWN: usize = 20;
+
+/// [`health`], plus the open keys of the keyed families (asked of their actors; a family that
+/// does not answer is listed as `family[?]`).
+pub async fn health_with_families(
+    breakers: &[BreakerHandle],
+    families: &[ractor_resilience::breaker::KeyedBreakerHandle],
+) -> Health {
+    let mut h = health(breakers);
+    for family in families {
+        match family.not_closed(OPEN_KEYS_SHOWN).await {
+            Ok(listing) => {
+                let open = |s: BreakerState| {
+                    matches!(
+                        s,
+                        BreakerState::Open | BreakerState::HalfOpen | BreakerState::ForcedOpen
+                    )
+                };
+                for k in listing.keys.iter().filter(|k| open(k.state)) {
+                    h.open_breakers
+                        .push(format!("{}[{}]", family.name(), k.key));
+                }
+                if open(listing.overflow) {
+                    h.open_breakers.push(format!("{}[overflow]", family.name()));
+                }
+                h.open_keys_not_listed += listing.more;
+            }
+            Err(_) => h.open_breakers.push(format!("{}[?]", family.name())),
+        }
+    }
+    if !h.open_breakers.is_empty() || h.open_keys_not_listed > 0 {
+        h.status = "degraded";
+    }
+    h
 }
 
 /// Health from the breakers' published states (the seed's HealthCheck).
@@ -80,6 +125,7 @@ pub fn health(breakers: &[BreakerHandle]) -> Health {
             "degraded"
         },
         open_breakers,
+        open_keys_not_listed: 0,
     }
 }
 
@@ -135,7 +181,8 @@ async fn metrics_page(State(s): State<Served>) -> impl IntoResponse {
 }
 
 async fn health_page(State(s): State<Served>) -> impl IntoResponse {
-    let h = health(&s.control.breakers());
+    let families: Vec<_> = s.control.breakers.families().into_values().collect();
+    let h = health_with_families(&s.control.breakers(), &families).await;
     let code = if h.status == "ok" {
         StatusCode::OK
     } else {
@@ -145,7 +192,7 @@ async fn health_page(State(s): State<Served>) -> impl IntoResponse {
 }
 
 async fn breakers_page(State(s): State<Served>) -> impl IntoResponse {
-    crate::control::list(&s.control.breakers()).await
+    crate::control::list(&s.control).await
 }
 
 async fn breaker_action(

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ractor_resilience::agent::{AgentHandle, CallError, CallOptions};
-use ractor_resilience::breaker::BreakerHandle;
+use ractor_resilience::breaker::{BreakerHandle, KeyedBreakerEvent, KeyedBreakerHandle};
 use ractor_resilience::core::breaker::BreakerState;
 use ractor_resilience::registry::{Registry, RegistryOptions};
 use ractor_resilience::task::{CancellationToken, TaskId};
@@ -53,7 +53,14 @@ pub enum SystemError {
 /// The breakers of a running system, by configured name: replaced after each reload (a reload
 /// may add or remove breakers), read by the progress line and the control endpoints.
 #[derive(Debug, Clone, Default)]
-pub struct BreakerView(Arc<std::sync::RwLock<BTreeMap<String, BreakerHandle>>>);
+pub struct BreakerView(Arc<std::sync::RwLock<Breakers>>);
+
+/// The breakers and the keyed breaker families, by name.
+#[derive(Debug, Clone, Default)]
+struct Breakers {
+    single: BTreeMap<String, BreakerHandle>,
+    keyed: BTreeMap<String, KeyedBreakerHandle>,
+}
 
 impl BreakerView {
     /// A view of `registry`'s breakers now.
@@ -65,26 +72,82 @@ impl BreakerView {
 
     /// Takes `registry`'s breakers again (after a reload).
     pub fn refresh(&self, registry: &Registry) {
-        let breakers = registry
-            .breakers()
-            .map(|(name, b)| (name.to_owned(), b.clone()))
-            .collect();
+        let breakers = Breakers {
+            single: registry
+                .breakers()
+                .map(|(name, b)| (name.to_owned(), b.clone()))
+                .collect(),
+            keyed: registry
+                .key_breakers()
+                .map(|(name, k)| (name.to_owned(), k.clone()))
+                .collect(),
+        };
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = breakers;
     }
 
     /// The breakers now, by name.
     pub fn get(&self) -> BTreeMap<String, BreakerHandle> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .single
+            .clone()
+    }
+
+    /// The keyed breaker families now, by name.
+    pub fn families(&self) -> BTreeMap<String, KeyedBreakerHandle> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keyed
+            .clone()
     }
 }
 
 impl From<Vec<BreakerHandle>> for BreakerView {
     fn from(breakers: Vec<BreakerHandle>) -> Self {
-        let map = breakers
+        let single = breakers
             .into_iter()
             .map(|b| (b.name().to_owned(), b))
             .collect();
-        BreakerView(Arc::new(std::sync::RwLock::new(map)))
+        BreakerView(Arc::new(std::sync::RwLock::new(Breakers {
+            single,
+            keyed: BTreeMap::new(),
+        })))
+    }
+}
+
+/// Records a keyed family's transitions in the run's transition list.
+struct KeyedLog;
+
+impl ractor::Actor for KeyedLog {
+    type Msg = KeyedBreakerEvent;
+    type State = (Arc<Mutex<Vec<TransitionRecord>>>, Instant);
+    type Arguments = (Arc<Mutex<Vec<TransitionRecord>>>, Instant);
+
+    async fn pre_start(
+        &self,
+        _myself: ractor::ActorRef<KeyedBreakerEvent>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ractor::ActorProcessingErr> {
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ractor::ActorRef<KeyedBreakerEvent>,
+        e: KeyedBreakerEvent,
+        (log, start): &mut Self::State,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        let key = e.key.as_deref().unwrap_or("overflow");
+        let record = TransitionRecord {
+            breaker: format!("{}[{key}]", e.breaker),
+            from: e.from.to_string(),
+            to: e.to.to_string(),
+            at_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+        };
+        log.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+        Ok(())
     }
 }
 
@@ -97,6 +160,8 @@ pub struct System {
     pub breakers: BreakerView,
     /// The configuration's named policies; a reload reconfigures them through it.
     pub registry: Arc<tokio::sync::Mutex<Registry>>,
+    /// The actors that log the keyed families' transitions.
+    logs: Vec<ractor::ActorCell>,
     /// Transitions seen so far.
     pub transitions: Arc<Mutex<Vec<TransitionRecord>>>,
     /// Outcomes so far.
@@ -145,6 +210,18 @@ impl System {
                 what: "the configured policies".into(),
                 reason: e.to_string(),
             })?;
+        // The keyed families' transitions go to the report too, as `family[key]`.
+        let mut logs = Vec::new();
+        for (_, family) in registry.key_breakers() {
+            let (log, _) = ractor::Actor::spawn(None, KeyedLog, (transitions.clone(), start))
+                .await
+                .map_err(|e| SystemError::Spawn {
+                    what: "the keyed breakers' transition log".into(),
+                    reason: e.to_string(),
+                })?;
+            logs.push(log.get_cell());
+            family.subscribe(log, Some);
+        }
         let mut agents = Vec::new();
         for name in &names {
             if !config.agents.contains_key(name) {
@@ -174,6 +251,7 @@ impl System {
             agents,
             breakers: BreakerView::of(&registry),
             registry: Arc::new(tokio::sync::Mutex::new(registry)),
+            logs,
             transitions,
             tally: Arc::new(Mutex::new(Tally::default())),
             start,
@@ -323,6 +401,9 @@ impl System {
     pub fn stop(&self) {
         for agent in &self.agents {
             agent.stop();
+        }
+        for log in &self.logs {
+            log.stop(None);
         }
         match self.registry.try_lock() {
             Ok(registry) => registry.stop(),

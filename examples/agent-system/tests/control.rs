@@ -258,3 +258,64 @@ fn sighup_reloads_the_file_in_place_and_a_broken_file_changes_nothing() {
         done.stderr
     );
 }
+
+#[test]
+fn health_and_the_breaker_list_show_a_keyed_familys_open_keys() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../config/models.toml"
+    ))
+    .unwrap()
+    .replace(
+        "outages = [{ start = \"10s\", length = \"15s\", model = \"model-b\" }]",
+        "outages = [{ start = \"0s\", length = \"60s\", model = \"model-b\" }]",
+    )
+    .replace("duration = \"40s\"", "duration = \"20s\"")
+        + "\n[system.exporter]\naddr = \"127.0.0.1:0\"\nlinger = \"0s\"\n";
+    let config = config_file("keyed-health", &text);
+    let running = start(&["--log-level", "warn"], &config, &[], &[]);
+    // model-b fails from the start: its breaker opens after three failures (a second or so).
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (status, body) = get(running.addr, "/health").expect("health");
+        if status == 503 {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "never degraded: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        health["open_breakers"],
+        serde_json::json!(["models[model-b]"]),
+        "{health}"
+    );
+    let (_, body) = get(running.addr, "/breakers").expect("breakers");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let models = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "models")
+        .expect("the family is listed");
+    assert_eq!(models["keyed"], true);
+    assert_eq!(models["settings"]["max_keys"], 1000);
+    assert_eq!(models["open_keys"][0]["key"], "model-b", "{models}");
+    assert_eq!(models["open_keys_not_listed"], 0);
+    let llm = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "llm")
+        .unwrap();
+    assert_eq!(
+        llm["state"], "closed",
+        "the agent's own breaker is not tripped by one model"
+    );
+    running.sigterm();
+    let done = running.wait(Duration::from_secs(10));
+    assert_eq!(done.status.code(), Some(0), "stderr:\n{}", done.stderr);
+}

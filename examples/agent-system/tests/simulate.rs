@@ -143,3 +143,56 @@ fn overload_against_a_healthy_dependency_sheds_load_and_never_opens_the_breaker(
         "the excess is answered overloaded, nothing else: {report:#}"
     );
 }
+
+/// `config/models.toml`: three models behind one agent with a keyed breaker; model-b is down
+/// from 10 s to 25 s.
+#[test]
+fn one_models_outage_opens_its_key_while_the_other_models_keep_serving() {
+    let path: PathBuf =
+        std::env::temp_dir().join(format!("agent-system-{}-models.json", std::process::id()));
+    let args = SimulateArgs {
+        config: Some(PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/models.toml"
+        ))),
+        duration: None,
+        report_json: Some(path.clone()),
+        seed: None,
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let status = commands::simulate(&args, &EnvOverrides::default(), &mut out, &mut err).unwrap();
+    assert_eq!(status, 0, "stderr: {}", String::from_utf8_lossy(&err));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let transitions = report["breaker_transitions"].as_array().unwrap();
+    assert!(
+        transitions
+            .iter()
+            .all(|t| t["breaker"] == "models[model-b]"),
+        "only model-b's breaker moves; the agent's llm breaker stays closed: {transitions:?}"
+    );
+    let at = |t: &Value| t["at_ms"].as_u64().unwrap();
+    let opened = transitions
+        .iter()
+        .find(|t| t["to"] == "open")
+        .expect("model-b's breaker opens");
+    assert!((10_000..=11_000).contains(&at(opened)), "{opened}");
+    let closed = transitions.last().unwrap();
+    assert_eq!(
+        (closed["from"].as_str(), closed["to"].as_str()),
+        (Some("half_open"), Some("closed"))
+    );
+    assert!(
+        at(closed) >= 25_000,
+        "closed only after the outage: {closed}"
+    );
+    // While model-b is open its tasks are refused at once; a third of 20 tasks/s for about
+    // 15 s is about 100 of them. Everything else succeeds.
+    let rejected = n(&report, "rejected");
+    assert!((80..=110).contains(&rejected), "rejected {rejected}");
+    assert_eq!(
+        n(&report, "succeeded") + n(&report, "failed") + rejected,
+        n(&report, "submitted")
+    );
+    assert!(n(&report, "failed") <= 5, "{report}");
+}
