@@ -433,10 +433,16 @@ struct Events {
     actor: ActorRef<MembershipMsg>,
 }
 
+/// The peer's node name as it was configured: ractor_cluster announces `name@hostname`.
 fn peer_name(ses: &NodeServerSessionInformation) -> Arc<str> {
-    ses.peer_name
-        .as_ref()
-        .map_or_else(|| ses.peer_addr.as_str().into(), |n| n.name.as_str().into())
+    match &ses.peer_name {
+        Some(n) => n
+            .name
+            .rsplit_once('@')
+            .map_or(n.name.as_str(), |(name, _)| name)
+            .into(),
+        None => ses.peer_addr.as_str().into(),
+    }
 }
 
 impl NodeEventSubscription for Events {
