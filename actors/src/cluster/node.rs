@@ -142,7 +142,10 @@ pub(crate) struct Session {
 #[derive(Default)]
 pub(crate) struct Table {
     pub(crate) sessions: HashMap<NodeId, Session>,
+    /// Node breakers by node name (kept across a node's restarts).
     breakers: HashMap<Arc<str>, BreakerHandle>,
+    /// Replica breakers by (agent, node name), made by the first attempt that needs one.
+    replicas: HashMap<(Arc<str>, Arc<str>), BreakerHandle>,
 }
 
 /// What the membership shares with callers (read-mostly; written by the membership actor and
@@ -160,6 +163,31 @@ impl Membership {
             .sessions
             .get(&node)
             .cloned()
+    }
+
+    pub(crate) fn replica_breaker(&self, agent: &str, node: &str) -> Option<BreakerHandle> {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        table
+            .replicas
+            .iter()
+            .find(|((a, n), _)| &**a == agent && &**n == node)
+            .map(|(_, b)| b.clone())
+    }
+
+    /// Keeps `breaker` as the replica breaker of (`agent`, `node`) unless one is kept already;
+    /// returns the one kept.
+    pub(crate) fn keep_replica_breaker(
+        &self,
+        agent: &Arc<str>,
+        node: &Arc<str>,
+        breaker: BreakerHandle,
+    ) -> BreakerHandle {
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        table
+            .replicas
+            .entry((agent.clone(), node.clone()))
+            .or_insert(breaker)
+            .clone()
     }
 
     /// The session is gone: fail its calls in flight and open its node breaker, now.
@@ -351,6 +379,11 @@ impl ClusterNode {
             .cloned()
     }
 
+    /// The replica breaker of agent `agent` on node `node`, once an attempt has used it.
+    pub fn replica_breaker(&self, agent: &str, node: &str) -> Option<BreakerHandle> {
+        self.membership.replica_breaker(agent, node)
+    }
+
     /// Every node seen so far, by name, with its session and breaker state.
     pub fn nodes(&self) -> Vec<NodeView> {
         let table = self
@@ -371,7 +404,8 @@ impl ClusterNode {
         nodes
     }
 
-    /// Stops the listener, the membership (and the node breakers) and the node server.
+    /// Stops the listener, the membership (with the node and replica breakers) and the node
+    /// server.
     pub fn stop(&self) {
         self.accept.abort();
         self.membership_actor.stop(None);
@@ -493,14 +527,14 @@ impl Actor for MembershipActor {
         (membership, _): &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         ractor::pg::demonitor_scope(membership.scope.clone(), myself.get_id());
-        let breakers: Vec<BreakerHandle> = membership
-            .table
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+        let table = membership.table.read().unwrap_or_else(|e| e.into_inner());
+        let breakers: Vec<BreakerHandle> = table
             .breakers
             .values()
+            .chain(table.replicas.values())
             .cloned()
             .collect();
+        drop(table);
         for breaker in breakers {
             breaker.stop();
         }

@@ -15,7 +15,6 @@
 //!             as RemoteError classifies — node loss and refusals are ignored
 //! ```
 
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -209,8 +208,6 @@ struct Replicas {
     group: String,
     membership: Arc<Membership>,
     opts: RemoteOptions,
-    /// Replica breakers by node name (made on first use, kept across the node's restarts).
-    breakers: Mutex<HashMap<Arc<str>, BreakerHandle>>,
     next: AtomicUsize,
 }
 
@@ -240,7 +237,6 @@ impl<A: RemoteAgent> Remote<A> {
             group: group_name(name),
             membership: node.membership.clone(),
             opts,
-            breakers: Mutex::default(),
             next: AtomicUsize::new(0),
         });
         AgentBuilder::new(name, move || Remote {
@@ -248,20 +244,11 @@ impl<A: RemoteAgent> Remote<A> {
             _agent: PhantomData,
         })
     }
-
-    /// The replica breaker of this agent on node `node`, once it has been used.
-    pub fn replica_breaker(&self, node: &str) -> Option<BreakerHandle> {
-        self.replicas.breaker(node)
-    }
 }
 
 impl Replicas {
     fn breaker(&self, node: &str) -> Option<BreakerHandle> {
-        self.breakers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(node)
-            .cloned()
+        self.membership.replica_breaker(&self.agent, node)
     }
 
     async fn breaker_for(&self, node: &Arc<str>) -> Option<BreakerHandle> {
@@ -275,58 +262,69 @@ impl Replicas {
         )
         .await
         .ok()?;
-        let mut breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
-        match breakers.get(node) {
-            Some(first) => {
-                // Another attempt made it first.
-                let first = first.clone();
-                drop(breakers);
-                spawned.stop();
-                Some(first)
-            }
-            None => {
-                breakers.insert(node.clone(), spawned.clone());
-                Some(spawned)
-            }
+        let kept = self
+            .membership
+            .keep_replica_breaker(&self.agent, node, spawned.clone());
+        if kept.actor().get_id() != spawned.actor().get_id() {
+            // Another attempt made it first.
+            spawned.stop();
         }
+        Some(kept)
     }
 
     /// A replica for an attempt: on a connected node, node and replica breakers not rejecting
-    /// now, preferring nodes this task has not tried; round robin.
+    /// now, preferring nodes this task has not tried; round robin (see [`choose`]).
     fn pick(&self, tried: &Tried) -> Option<(ActorCell, Session)> {
         let members = ractor::pg::get_scoped_members(&self.membership.scope, &self.group);
         let now = std::time::Instant::now();
-        let mut fresh = Vec::new();
-        let mut again = Vec::new();
-        for cell in members {
+        let candidates = members.into_iter().filter_map(|cell| {
             let id = cell.get_id();
             if id.is_local() {
-                continue;
+                return None;
             }
-            let Some(session) = self.membership.session(id.node()) else {
-                continue; // not ready yet, or lost
-            };
-            if session.lost.is_cancelled()
-                || rejects(&session.breaker, now)
-                || self
+            // Not ready yet, or lost: not a candidate.
+            let session = self.membership.session(id.node())?;
+            let admits = !session.lost.is_cancelled()
+                && !rejects(&session.breaker, now)
+                && !self
                     .breaker(&session.name)
-                    .is_some_and(|b| rejects(&b, now))
-            {
-                continue;
-            }
-            if tried.iter().any(|(node, _)| *node == id.node()) {
-                again.push((cell, session));
-            } else {
-                fresh.push((cell, session));
-            }
-        }
-        let mut pool = if fresh.is_empty() { again } else { fresh };
-        if pool.is_empty() {
-            return None;
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % pool.len();
-        Some(pool.swap_remove(i))
+                    .is_some_and(|b| rejects(&b, now));
+            Some((id.node(), admits, (cell, session)))
+        });
+        let tried: Vec<NodeId> = tried.iter().map(|(node, _)| *node).collect();
+        choose(
+            candidates,
+            &tried,
+            self.next.fetch_add(1, Ordering::Relaxed),
+        )
     }
+}
+
+/// The routing rule, pure: among the candidates that admit, those on nodes not in `tried`
+/// (else, all that admit); the `turn`-th of them, round robin. `None` when none admits.
+fn choose<T>(
+    candidates: impl IntoIterator<Item = (NodeId, bool, T)>,
+    tried: &[NodeId],
+    turn: usize,
+) -> Option<T> {
+    let mut fresh = Vec::new();
+    let mut again = Vec::new();
+    for (node, admits, candidate) in candidates {
+        if !admits {
+            continue;
+        }
+        if tried.contains(&node) {
+            again.push(candidate);
+        } else {
+            fresh.push(candidate);
+        }
+    }
+    let mut pool = if fresh.is_empty() { again } else { fresh };
+    if pool.is_empty() {
+        return None;
+    }
+    let i = turn % pool.len();
+    Some(pool.swap_remove(i))
 }
 
 /// Whether a breaker's published state rejects now (no permit taken, nothing counted).
@@ -530,5 +528,60 @@ impl<A: RemoteAgent> Agent for Remote<A> {
             | RemoteError::TimedOut { .. }
             | RemoteError::WorkerLost { .. } => ErrorClass::TRANSIENT,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::choose;
+
+    #[test]
+    fn an_untried_replica_comes_first() {
+        let candidates = [(1, true, "a"), (2, true, "b"), (3, true, "c")];
+        for turn in 0..6 {
+            let picked = choose(candidates, &[1, 3], turn);
+            assert_eq!(picked, Some("b"), "turn {turn}");
+        }
+    }
+
+    #[test]
+    fn replicas_whose_breakers_reject_are_skipped() {
+        let candidates = [(1, false, "a"), (2, true, "b"), (3, false, "c")];
+        assert_eq!(choose(candidates, &[], 0), Some("b"));
+        assert_eq!(choose(candidates, &[], 1), Some("b"));
+        assert_eq!(
+            choose(candidates, &[2], 0),
+            Some("b"),
+            "tried, but the only one"
+        );
+    }
+
+    #[test]
+    fn no_replica_admitting_is_none() {
+        assert_eq!(choose([(1, false, "a"), (2, false, "b")], &[], 0), None);
+        assert_eq!(choose(Vec::<(u64, bool, &str)>::new(), &[], 0), None);
+    }
+
+    #[test]
+    fn untried_replicas_take_turns() {
+        let candidates = [(1, true, "a"), (2, true, "b"), (3, true, "c")];
+        let picked: Vec<_> = (0..6).filter_map(|t| choose(candidates, &[], t)).collect();
+        for name in ["a", "b", "c"] {
+            assert_eq!(
+                picked.iter().filter(|p| **p == name).count(),
+                2,
+                "{picked:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn when_every_admitting_replica_was_tried_they_take_turns() {
+        let candidates = [(1, true, "a"), (2, true, "b"), (3, false, "c")];
+        let picked: Vec<_> = (0..4)
+            .filter_map(|t| choose(candidates, &[1, 2], t))
+            .collect();
+        assert_eq!(picked.len(), 4);
+        assert!(picked.contains(&"a") && picked.contains(&"b"));
     }
 }

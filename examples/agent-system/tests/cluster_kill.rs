@@ -1,7 +1,8 @@
 //! Node loss across real processes: three `agent-system node` children on 127.0.0.1 (port 0,
 //! addresses read from their banners) serve the `work` agent; this test process is the caller
 //! (its one node server) and sends 1200 tasks through the usual stack (timeout, retry, agent
-//! breaker) to the replicas, with about 20 in flight on node n2 when it is killed with SIGKILL.
+//! breaker) to the replicas, 90 at a time, with about 30 in flight on node n2 when it is
+//! killed with SIGKILL.
 //!
 //! Asserted: the caller's node breaker for n2 opens within 2 s of the kill (event-driven: in
 //! milliseconds), every task has exactly one outcome and succeeds, the attempts in flight on
@@ -9,15 +10,15 @@
 //! Every wait is bounded; the children are killed on drop; the test takes a few seconds.
 #![cfg(feature = "cluster")]
 
+mod cluster_common;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agent_system::node::{COOKIE_ENV, WorkAgent, WorkDone, WorkTask};
+use agent_system::node::{WorkAgent, WorkDone, WorkTask};
+use cluster_common::{NodeProcess, rand_suffix, start_node};
 use ractor_resilience::agent::{AttemptError, CallError, CallOptions};
 use ractor_resilience::cluster::{ClusterNode, NodeOptions, Remote, RemoteError, RemoteOptions};
 use ractor_resilience::core::backoff::RetryPolicy;
@@ -27,70 +28,8 @@ use tokio::sync::Semaphore;
 
 const TASKS: u64 = 1200;
 const KILL_AT: u64 = 500;
-const IN_FLIGHT: usize = 60;
+const IN_FLIGHT: usize = 90;
 const WORK_MS: u64 = 100;
-
-/// A child node, killed (SIGKILL) when dropped.
-struct NodeProcess {
-    addr: SocketAddr,
-    child: Child,
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_node(name: &str, cookie: &str) -> NodeProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agent-system"))
-        .args(["--log-level", "warn", "node", "--listen", "127.0.0.1:0"])
-        .args([
-            "--node-name",
-            name,
-            "--cluster",
-            "kill-test",
-            "--workers",
-            "48",
-        ])
-        .args(["--lifetime", "60s"])
-        .env_clear()
-        .env(COOKIE_ENV, cookie)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("agent-system node starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(line)) = lines.next() {
-            let _ = tx.send(line);
-        }
-        // Keep draining so the child never blocks on a full pipe.
-        for _ in lines {}
-    });
-    let mut node = NodeProcess {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        child,
-    };
-    let banner = rx
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("{name}: no banner within 20 s"));
-    let addr = banner
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .unwrap_or_else(|| panic!("{name}: no addr in banner {banner:?}"));
-    node.addr = addr.parse().expect("banner address");
-    assert!(
-        banner.starts_with(&format!("NODE name={name} ")),
-        "{banner}"
-    );
-    assert_ne!(node.addr.port(), 0, "the banner has the real port");
-    node
-}
 
 /// How one task ended, and where its attempts went.
 struct Ended {
@@ -104,7 +43,7 @@ async fn killing_a_node_mid_run_opens_its_breaker_at_once_and_loses_no_task() {
     let cookie = format!("kill-test-{}-{}", std::process::id(), rand_suffix());
     let nodes: Vec<NodeProcess> = ["n1", "n2", "n3"]
         .iter()
-        .map(|name| start_node(name, &cookie))
+        .map(|name| start_node(name, "kill-test", &cookie, &[]))
         .collect();
 
     let caller = ClusterNode::start(NodeOptions::new("caller", cookie).with_cluster("kill-test"))
@@ -306,13 +245,4 @@ async fn killing_a_node_mid_run_opens_its_breaker_at_once_and_loses_no_task() {
         "took {:?}",
         test_started.elapsed()
     );
-}
-
-/// A little entropy for the cookie (no extra crate): time and the address of a local.
-fn rand_suffix() -> u128 {
-    let local = 0u8;
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
-        ^ (&local as *const u8 as usize as u128)
 }
