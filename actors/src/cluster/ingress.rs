@@ -54,7 +54,7 @@ pub fn group_name(agent: &str) -> String {
     format!("agent.{agent}")
 }
 
-/// The ingress actor of one agent on one node (see the [module docs](self)).
+/// The ingress actor of one agent on one node (see the [module docs](crate::cluster)).
 pub struct Ingress<A>(PhantomData<fn() -> A>);
 
 impl<A> std::fmt::Debug for Ingress<A> {

@@ -227,7 +227,7 @@ pub struct NodeView {
     pub breaker: BreakerState,
 }
 
-/// This process's cluster node (see the [module docs](self)). Stops its actors and listener
+/// This process's cluster node (see the [module docs](crate::cluster)). Stops its actors and listener
 /// when [`stop`](Self::stop)ped or dropped.
 pub struct ClusterNode {
     node_server: ActorRef<NodeServerMessage>,

@@ -211,7 +211,7 @@ struct Replicas {
     next: AtomicUsize,
 }
 
-/// The calling side of remote agent `A` (see the [module docs](self)): an [`Agent`] whose
+/// The calling side of remote agent `A` (see the [module docs](crate::cluster)): an [`Agent`] whose
 /// worker sends each attempt to a replica. Spawn it with [`Remote::builder`].
 pub struct Remote<A> {
     replicas: Arc<Replicas>,
