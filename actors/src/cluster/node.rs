@@ -34,7 +34,8 @@ pub(crate) type NodeId = u64;
 ///
 /// # Default
 /// Cluster `resilience`, node name `node`, listening on `127.0.0.1:0`, node breakers that open
-/// on one node loss for 2 s, dial timeout 2 s.
+/// on one node loss for 2 s, dial timeout 2 s, probes every 200 ms with a 300 ms timeout, two
+/// misses open the node breaker.
 ///
 /// ```
 /// use ractor_resilience::cluster::NodeOptions;
@@ -58,6 +59,15 @@ pub struct NodeOptions {
     pub node_breaker: BreakerSettings,
     /// Bound on dialling a peer.
     pub dial_timeout: Duration,
+    /// How often every connected node is probed (a `Ping` to one of its ingress actors);
+    /// `None`: no probes. Probes catch frozen or partitioned nodes whose TCP connection stays
+    /// up, which no session event reports.
+    pub probe_interval: Option<Duration>,
+    /// How long a probe may take before it counts as missed.
+    pub probe_timeout: Duration,
+    /// Consecutive missed probes that open a node's breaker (and every further miss counts one
+    /// more failure, so a half-open breaker re-opens while the node stays silent).
+    pub probe_misses: u32,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -85,6 +95,9 @@ impl NodeOptions {
                 .build()
                 .expect("node breaker defaults are valid"),
             dial_timeout: Duration::from_secs(2),
+            probe_interval: Some(Duration::from_millis(200)),
+            probe_timeout: Duration::from_millis(300),
+            probe_misses: 2,
         }
     }
 
@@ -237,6 +250,7 @@ pub struct ClusterNode {
     name: String,
     dial_timeout: Duration,
     accept: tokio::task::JoinHandle<()>,
+    probes: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -318,6 +332,14 @@ impl ClusterNode {
             })
             .map_err(|_| ClusterNodeError::Unavailable)?;
         let accept = tokio::spawn(accept_loop(listener, node_server.clone()));
+        let probes = opts.probe_interval.map(|every| {
+            tokio::spawn(probe_loop(
+                membership.clone(),
+                every,
+                opts.probe_timeout,
+                opts.probe_misses.max(1),
+            ))
+        });
         Ok(ClusterNode {
             node_server,
             membership_actor,
@@ -326,6 +348,7 @@ impl ClusterNode {
             name: opts.node_name,
             dial_timeout: opts.dial_timeout,
             accept,
+            probes,
         })
     }
 
@@ -408,6 +431,9 @@ impl ClusterNode {
     /// server.
     pub fn stop(&self) {
         self.accept.abort();
+        if let Some(probes) = &self.probes {
+            probes.abort();
+        }
         self.membership_actor.stop(None);
         self.node_server.stop(None);
     }
@@ -416,6 +442,67 @@ impl ClusterNode {
 impl Drop for ClusterNode {
     fn drop(&mut self) {
         self.accept.abort();
+        if let Some(probes) = &self.probes {
+            probes.abort();
+        }
+    }
+}
+
+/// Probes every connected node each `every` (one `Ping` to one of its ingress actors in the
+/// cluster's scope, bounded by `timeout`); from `misses` consecutive misses on, each miss counts
+/// a failure on the node's breaker. A node with no ingress is not probed (nothing to call).
+async fn probe_loop(membership: Arc<Membership>, every: Duration, timeout: Duration, misses: u32) {
+    let mut missed: HashMap<NodeId, u32> = HashMap::new();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let sessions: HashMap<NodeId, Session> = membership
+            .table
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .sessions
+            .clone();
+        missed.retain(|node, _| sessions.contains_key(node));
+        // One ingress actor per node.
+        let mut targets: HashMap<NodeId, ractor::ActorCell> = HashMap::new();
+        for group in ractor::pg::which_scoped_groups(&membership.scope) {
+            for cell in ractor::pg::get_scoped_members(&membership.scope, &group) {
+                let id = cell.get_id();
+                if !id.is_local() && sessions.contains_key(&id.node()) {
+                    targets.entry(id.node()).or_insert(cell);
+                }
+            }
+        }
+        let mut probes = tokio::task::JoinSet::new();
+        for (node, cell) in targets {
+            let ingress: ActorRef<super::IngressMsg> = cell.into();
+            probes.spawn(async move {
+                let answer = ingress.call(super::IngressMsg::Ping, Some(timeout));
+                let ok = matches!(
+                    tokio::time::timeout(timeout, answer).await,
+                    Ok(Ok(ractor::rpc::CallResult::Success(_)))
+                );
+                (node, ok)
+            });
+        }
+        while let Some(joined) = probes.join_next().await {
+            let Ok((node, ok)) = joined else { continue };
+            if ok {
+                missed.remove(&node);
+                continue;
+            }
+            let n = missed.entry(node).or_default();
+            *n += 1;
+            if *n >= misses {
+                if let Some(session) = sessions.get(&node) {
+                    if *n == misses {
+                        tracing::warn!(node = %session.name, missed = *n, "node not answering probes");
+                    }
+                    trip(&session.breaker);
+                }
+            }
+        }
     }
 }
 
