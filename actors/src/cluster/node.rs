@@ -35,7 +35,7 @@ pub(crate) type NodeId = u64;
 /// # Default
 /// Cluster `resilience`, node name `node`, listening on `127.0.0.1:0`, node breakers that open
 /// on one node loss for 2 s, dial timeout 2 s, probes every 200 ms with a 300 ms timeout, two
-/// misses open the node breaker.
+/// misses open the node breaker, lost seeds re-dialled after 100 ms doubling up to 2 s.
 ///
 /// ```
 /// use ractor_resilience::cluster::NodeOptions;
@@ -68,6 +68,9 @@ pub struct NodeOptions {
     /// Consecutive missed probes that open a node's breaker (and every further miss counts one
     /// more failure, so a half-open breaker re-opens while the node stays silent).
     pub probe_misses: u32,
+    /// The longest wait between two dials of a lost seed (an address given to
+    /// [`ClusterNode::connect`]); the first comes after 100 ms, then the wait doubles.
+    pub redial_max_delay: Duration,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -98,6 +101,7 @@ impl NodeOptions {
             probe_interval: Some(Duration::from_millis(200)),
             probe_timeout: Duration::from_millis(300),
             probe_misses: 2,
+            redial_max_delay: Duration::from_secs(2),
         }
     }
 
@@ -159,6 +163,9 @@ pub(crate) struct Table {
     breakers: HashMap<Arc<str>, BreakerHandle>,
     /// Replica breakers by (agent, node name), made by the first attempt that needs one.
     replicas: HashMap<(Arc<str>, Arc<str>), BreakerHandle>,
+    /// Addresses this node dialled, with the name of the node found there (once ready): a
+    /// session to one of them that is lost is dialled again.
+    seeds: HashMap<SocketAddr, Option<Arc<str>>>,
 }
 
 /// What the membership shares with callers (read-mostly; written by the membership actor and
@@ -166,6 +173,8 @@ pub(crate) struct Table {
 pub(crate) struct Membership {
     pub(crate) scope: String,
     pub(crate) table: RwLock<Table>,
+    /// Seeds whose session was lost, for the re-dial task.
+    redial: tokio::sync::mpsc::UnboundedSender<SocketAddr>,
 }
 
 impl Membership {
@@ -201,6 +210,15 @@ impl Membership {
             .entry((agent.clone(), node.clone()))
             .or_insert(breaker)
             .clone()
+    }
+
+    /// Whether a session with the node found at seed `addr` is up.
+    fn seed_connected(&self, addr: SocketAddr) -> bool {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        match table.seeds.get(&addr) {
+            Some(Some(name)) => table.sessions.values().any(|s| s.name == *name),
+            _ => false,
+        }
     }
 
     /// The session is gone: fail its calls in flight and open its node breaker, now.
@@ -251,6 +269,7 @@ pub struct ClusterNode {
     dial_timeout: Duration,
     accept: tokio::task::JoinHandle<()>,
     probes: Option<tokio::task::JoinHandle<()>>,
+    redial: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -308,9 +327,11 @@ impl ClusterNode {
                     what: "node server",
                     source,
                 })?;
+        let (redial_tx, redial_rx) = tokio::sync::mpsc::unbounded_channel();
         let membership = Arc::new(Membership {
             scope: opts.cluster.clone(),
             table: RwLock::new(Table::default()),
+            redial: redial_tx,
         });
         let (membership_actor, _) = Actor::spawn(
             None,
@@ -340,6 +361,13 @@ impl ClusterNode {
                 opts.probe_misses.max(1),
             ))
         });
+        let redial = tokio::spawn(redial_loop(
+            redial_rx,
+            membership.clone(),
+            node_server.clone(),
+            opts.dial_timeout,
+            opts.redial_max_delay,
+        ));
         Ok(ClusterNode {
             node_server,
             membership_actor,
@@ -349,6 +377,7 @@ impl ClusterNode {
             dial_timeout: opts.dial_timeout,
             accept,
             probes,
+            redial,
         })
     }
 
@@ -378,17 +407,14 @@ impl ClusterNode {
     /// # Errors
     /// [`ClusterNodeError`] if the peer cannot be reached in time.
     pub async fn connect(&self, addr: SocketAddr) -> Result<(), ClusterNodeError> {
-        let stream = tokio::time::timeout(self.dial_timeout, tokio::net::TcpStream::connect(addr))
-            .await
-            .map_err(|_| ClusterNodeError::DialTimeout(addr))?
-            .map_err(|source| ClusterNodeError::Io {
-                what: format!("connect {addr}"),
-                source,
-            })?;
-        let _ = stream.set_nodelay(true);
-        ractor_cluster::client_connect_external(&self.node_server, Box::new(Tcp(stream)))
-            .await
-            .map_err(|_| ClusterNodeError::Unavailable)
+        self.membership
+            .table
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .seeds
+            .entry(addr)
+            .or_insert(None);
+        dial(&self.node_server, addr, self.dial_timeout).await
     }
 
     /// The node breaker of the node named `name`, once a session with it has been ready.
@@ -431,6 +457,7 @@ impl ClusterNode {
     /// server.
     pub fn stop(&self) {
         self.accept.abort();
+        self.redial.abort();
         if let Some(probes) = &self.probes {
             probes.abort();
         }
@@ -442,6 +469,7 @@ impl ClusterNode {
 impl Drop for ClusterNode {
     fn drop(&mut self) {
         self.accept.abort();
+        self.redial.abort();
         if let Some(probes) = &self.probes {
             probes.abort();
         }
@@ -501,6 +529,74 @@ async fn probe_loop(membership: Arc<Membership>, every: Duration, timeout: Durat
                     }
                     trip(&session.breaker);
                 }
+            }
+        }
+    }
+}
+
+/// Dials `addr` (bounded by `timeout`) and hands the stream to the node server.
+async fn dial(
+    node_server: &ActorRef<NodeServerMessage>,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<(), ClusterNodeError> {
+    let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| ClusterNodeError::DialTimeout(addr))?
+        .map_err(|source| ClusterNodeError::Io {
+            what: format!("connect {addr}"),
+            source,
+        })?;
+    let _ = stream.set_nodelay(true);
+    ractor_cluster::client_connect_external(node_server, Box::new(Tcp(stream)))
+        .await
+        .map_err(|_| ClusterNodeError::Unavailable)
+}
+
+/// Dials lost seeds again, each until a session with its node is up again: after 100 ms, then
+/// doubling up to `max_delay` (ractor_cluster does not reconnect by itself). A seed already
+/// being re-dialled is not dialled twice.
+async fn redial_loop(
+    mut lost: tokio::sync::mpsc::UnboundedReceiver<SocketAddr>,
+    membership: Arc<Membership>,
+    node_server: ActorRef<NodeServerMessage>,
+    timeout: Duration,
+    max_delay: Duration,
+) {
+    let mut dialling = tokio::task::JoinSet::new();
+    let mut busy: std::collections::HashSet<SocketAddr> = std::collections::HashSet::new();
+    loop {
+        tokio::select! {
+            addr = lost.recv() => {
+                let Some(addr) = addr else { return };
+                if !busy.insert(addr) {
+                    continue;
+                }
+                let (membership, node_server) = (membership.clone(), node_server.clone());
+                dialling.spawn(async move {
+                    let mut delay = Duration::from_millis(100);
+                    loop {
+                        tokio::time::sleep(delay).await;
+                        if membership.seed_connected(addr) {
+                            return addr;
+                        }
+                        match dial(&node_server, addr, timeout).await {
+                            Ok(()) => {
+                                // Give the handshake a moment before judging it.
+                                tokio::time::sleep(timeout.min(Duration::from_millis(500))).await;
+                                if membership.seed_connected(addr) {
+                                    tracing::info!(%addr, "re-dialled a lost node");
+                                    return addr;
+                                }
+                            }
+                            Err(e) => tracing::debug!(%addr, error = %e, "re-dial failed"),
+                        }
+                        delay = (delay * 2).min(max_delay);
+                    }
+                });
+            }
+            Some(Ok(addr)) = dialling.join_next(), if !dialling.is_empty() => {
+                busy.remove(&addr);
             }
         }
     }
@@ -572,6 +668,18 @@ impl NodeEventSubscription for Events {
     fn node_session_disconnected(&self, ses: NodeServerSessionInformation) {
         self.membership
             .node_lost(ses.node_id, "session_disconnected");
+        if let Ok(addr) = ses.peer_addr.parse::<SocketAddr>() {
+            let seed = self
+                .membership
+                .table
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .seeds
+                .contains_key(&addr);
+            if seed {
+                let _ = self.membership.redial.send(addr);
+            }
+        }
     }
 
     fn node_session_authenticated(&self, _ses: NodeServerSessionInformation) {}
@@ -580,6 +688,7 @@ impl NodeEventSubscription for Events {
         let _ = self.actor.cast(MembershipMsg::Ready {
             node: ses.node_id,
             name: peer_name(&ses),
+            addr: ses.peer_addr.parse().ok(),
         });
     }
 }
@@ -588,7 +697,12 @@ impl NodeEventSubscription for Events {
 #[derive(RactorMessage)]
 pub(crate) enum MembershipMsg {
     /// A session is ready: record it (and make its node's breaker if new).
-    Ready { node: NodeId, name: Arc<str> },
+    Ready {
+        node: NodeId,
+        name: Arc<str>,
+        /// The peer's address, when it is one (a dialled seed's is).
+        addr: Option<SocketAddr>,
+    },
 }
 
 /// Owns the node breakers; records ready sessions; watches the cluster's process groups.
@@ -634,7 +748,7 @@ impl Actor for MembershipActor {
         msg: MembershipMsg,
         (membership, settings): &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let MembershipMsg::Ready { node, name } = msg;
+        let MembershipMsg::Ready { node, name, addr } = msg;
         let existing = membership
             .table
             .read()
@@ -652,6 +766,9 @@ impl Actor for MembershipActor {
             }
         };
         let mut table = membership.table.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(seed) = addr.and_then(|a| table.seeds.get_mut(&a)) {
+            *seed = Some(name.clone());
+        }
         table.breakers.insert(name.clone(), breaker.clone());
         table.sessions.insert(
             node,

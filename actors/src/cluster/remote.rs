@@ -8,8 +8,8 @@
 //!  1 pick     pg members of agent.<name> on connected nodes whose node and replica breakers
 //!             do not reject; one this task has not tried first; round robin
 //!  2 permits  node breaker and replica breaker
-//!  3 call     IngressMsg::Call(frame), ractor's timeout = the attempt's time left + grace,
-//!             raced against the node's loss
+//!  3 call     IngressMsg::Call(frame), ractor's timeout and the replica's deadline = the
+//!             attempt's time left + grace, raced against the node's loss
 //!  4 record   node breaker: node loss only; replica breaker: as the agent classifies, plus
 //!             node loss, remote timeouts and crashes; the agent breaker (the caller's stack):
 //!             as RemoteError classifies — node loss and refusals are ignored
@@ -168,8 +168,9 @@ pub enum RemoteError<E> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct RemoteOptions {
-    /// Added to the attempt's time left to make ractor's own call timeout: the caller's timer
-    /// fires first, so a slow replica is reported as a timeout, never as a closed channel.
+    /// Added to the attempt's time left to make ractor's own call timeout and the replica's
+    /// deadline: the caller's timer fires first, so a slow replica is reported as this
+    /// attempt's timeout, never as a closed channel or as the replica's own timeout.
     pub grace: Duration,
     /// Whether a task whose attempt was in flight on a lost node may be sent again (it may
     /// have run there: at-least-once). Off for agents that are not idempotent.
@@ -440,10 +441,15 @@ impl<A: RemoteAgent> Agent for Remote<A> {
         let left = ctx
             .deadline
             .map(|d| d.saturating_duration_since(Instant::now()));
+        // The replica's deadline is the time left plus the grace, like ractor's timeout below:
+        // this attempt's own timer fires first, so running out of the caller's time is reported
+        // here as the attempt's timeout, never as the replica's (measured: with the bare time
+        // left, the replica's answer sometimes won the race).
+        let grace = replicas.opts.grace;
         let envelope = TaskEnvelope {
             id: ctx.id,
             attempt: ctx.attempt,
-            deadline_in: left,
+            deadline_in: left.map(|left| left + grace),
             retried_upstream: true,
             operation: None,
             task: task.task,
@@ -455,7 +461,7 @@ impl<A: RemoteAgent> Agent for Remote<A> {
                 return Err(RemoteError::Frame(e));
             }
         };
-        let timeout = left.unwrap_or(NO_DEADLINE_BOUND) + replicas.opts.grace;
+        let timeout = left.unwrap_or(NO_DEADLINE_BOUND) + grace;
         let ingress: ActorRef<IngressMsg> = cell.into();
         let call = ingress.call(|port| IngressMsg::Call(frame, port), Some(timeout));
         let reply = tokio::select! {

@@ -30,8 +30,19 @@ impl Drop for NodeProcess {
 /// Starts `agent-system node` named `name` in cluster `cluster` on 127.0.0.1:0 with `cookie` in
 /// its environment (plus `extra` arguments) and waits (at most 20 s) for its banner.
 pub fn start_node(name: &str, cluster: &str, cookie: &str, extra: &[&str]) -> NodeProcess {
+    start_node_at(name, cluster, cookie, "127.0.0.1:0", extra)
+}
+
+/// [`start_node`] listening on `listen`.
+pub fn start_node_at(
+    name: &str,
+    cluster: &str,
+    cookie: &str,
+    listen: &str,
+    extra: &[&str],
+) -> NodeProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_agent-system"))
-        .args(["--log-level", "warn", "node", "--listen", "127.0.0.1:0"])
+        .args(["--log-level", "warn", "node", "--listen", listen])
         .args(["--node-name", name, "--cluster", cluster, "--workers", "48"])
         .args(["--lifetime", "60s"])
         .args(extra)
