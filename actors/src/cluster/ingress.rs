@@ -198,14 +198,10 @@ fn serve_call<A: RemoteAgent>(agent: &AgentHandle<A>, frame: &Frame, port: RpcRe
             return;
         }
     };
-    let opts = CallOptions {
-        deadline: call.deadline_in,
-        operation: call.operation,
-        cancel: None,
-        id: Some(call.id),
-        // The caller retries (on another replica): one attempt here.
-        retried_upstream: true,
-    };
+    // The envelope's id, deadline left and operation; the caller retries (on another
+    // replica): one attempt here.
+    let mut opts = CallOptions::from_envelope(&call);
+    opts.retried_upstream = true;
     // The port is answered by the outcome's callback, or here if the task is refused at once
     // (then the callback is never called).
     let port = Arc::new(Mutex::new(Some(port)));

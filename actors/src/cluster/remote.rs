@@ -446,14 +446,11 @@ impl<A: RemoteAgent> Agent for Remote<A> {
         // here as the attempt's timeout, never as the replica's (measured: with the bare time
         // left, the replica's answer sometimes won the race).
         let grace = replicas.opts.grace;
-        let envelope = TaskEnvelope {
-            id: ctx.id,
-            attempt: ctx.attempt,
-            deadline_in: left.map(|left| left + grace),
-            retried_upstream: true,
-            operation: None,
-            task: task.task,
-        };
+        let mut envelope = TaskEnvelope::new(task.task);
+        envelope.id = ctx.id;
+        envelope.attempt = ctx.attempt;
+        envelope.deadline_in = left.map(|left| left + grace);
+        envelope.retried_upstream = true;
         let frame = match Frame::encode(FrameKind::Call, &envelope) {
             Ok(frame) => frame,
             Err(e) => {
