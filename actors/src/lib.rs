@@ -12,6 +12,8 @@
 //!   each call through timeout → retry → breaker, restarted by a supervisor;
 //! - [`breaker`]: the circuit breaker actor and its cheap, cloneable handle;
 //! - [`budget`]: retry budgets that several supervisors share, and that nest;
+//! - `cluster` (feature `cluster`): agents served to and called from other nodes on
+//!   `ractor_cluster`, with node and replica breakers;
 //! - [`config`]: TOML configuration files → validated core settings, with every mistake
 //!   reported by file, line, column and key, environment overrides, and named agents;
 //! - [`error`]: the errors of those boundaries;
@@ -39,6 +41,8 @@ pub mod agent;
 pub mod breaker;
 pub mod budget;
 mod clock;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod config;
 pub mod error;
 mod lazy_queue;

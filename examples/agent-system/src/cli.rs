@@ -41,6 +41,11 @@ pub enum Command {
     /// force one open, reset it, or disable it. Exits 0 on success, 2 with a message otherwise.
     #[command(subcommand)]
     Breaker(BreakerCommand),
+    /// Run one cluster node serving the `work` agent to other nodes (feature `cluster`):
+    /// prints `NODE name=… addr=… pid=…` first. The cookie comes from `--cookie-file` or
+    /// `RESILIENCE_CLUSTER_COOKIE`, never from the command line.
+    #[cfg(feature = "cluster")]
+    Node(crate::node::NodeArgs),
 }
 
 /// `agent-system breaker …`.

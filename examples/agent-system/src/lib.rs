@@ -24,6 +24,8 @@ pub mod commands;
 pub mod control;
 pub mod exporter;
 pub mod failures;
+#[cfg(feature = "cluster")]
+pub mod node;
 pub mod progress;
 pub mod provider;
 pub mod reload;

@@ -36,6 +36,8 @@ fn main() -> ExitCode {
         Some(Command::Breaker(command)) => {
             commands::breaker(&command, &overrides, &mut out, &mut err)
         }
+        #[cfg(feature = "cluster")]
+        Some(Command::Node(args)) => agent_system::node::run(&args, &mut out, &mut err),
         None => commands::run(&Default::default(), &overrides, &mut out, &mut err),
     };
     match status {
