@@ -263,7 +263,7 @@ fn sighup_reloads_the_file_in_place_and_a_broken_file_changes_nothing() {
 fn health_and_the_breaker_list_show_a_keyed_familys_open_keys() {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../config/models.toml"
+        "/../../config/scenarios/models.toml"
     ))
     .unwrap()
     .replace(

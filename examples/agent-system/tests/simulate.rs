@@ -144,7 +144,7 @@ fn overload_against_a_healthy_dependency_sheds_load_and_never_opens_the_breaker(
     );
 }
 
-/// `config/models.toml`: three models behind one agent with a keyed breaker; model-b is down
+/// `config/scenarios/models.toml`: three models behind one agent with a keyed breaker; model-b is down
 /// from 10 s to 25 s.
 #[test]
 fn one_models_outage_opens_its_key_while_the_other_models_keep_serving() {
@@ -153,7 +153,7 @@ fn one_models_outage_opens_its_key_while_the_other_models_keep_serving() {
     let args = SimulateArgs {
         config: Some(PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../config/models.toml"
+            "/../../config/scenarios/models.toml"
         ))),
         duration: None,
         report_json: Some(path.clone()),
