@@ -19,6 +19,7 @@ mod anatomy;
 mod calls;
 mod core_ops;
 mod hol;
+mod keyed;
 mod memory;
 mod peer;
 mod report;
@@ -89,6 +90,9 @@ enum Group {
     Simulate,
     /// Head-of-line blocking against the ideal M/G/k FIFO queue (paused clock, child process).
     Hol,
+    /// Keyed breaker families: decision cost for a random key among 100 000, RSS per key with
+    /// 1 000 000 held.
+    Keyed,
     /// Not in the default run: the stack's overhead rebuilt step by step, and the per-agent
     /// memory split between its actors.
     Anatomy,
@@ -214,6 +218,7 @@ fn main() {
             Group::Memory => memory(&plan, &mut out),
             Group::Simulate => simulate(&plan, cli.agent_system.clone(), &mut out),
             Group::Hol => hol::run(&mut out),
+            Group::Keyed => keyed(&plan, &mut out),
             Group::Anatomy => anatomy(&plan, &mut out),
         }
         eprintln!("[{group:?}] {:.1} s", t.elapsed().as_secs_f64());
@@ -445,6 +450,41 @@ fn memory(plan: &Plan, out: &mut Reporter) {
     );
     out.figure("agent_spawn_us", "us", summarize(&agent_us));
     out.figure("bare_actor_spawn_us", "us", summarize(&bare_us));
+}
+
+// ===== keyed =====
+
+fn keyed(plan: &Plan, out: &mut Reporter) {
+    let rt = runtime();
+    let (family, keys) = keyed::decision_family(&rt);
+    let (mut paced, mut saturated) = (Vec::new(), Vec::new());
+    for rep in 0..=plan.reps {
+        // Alternate which runs first.
+        let order = if rep % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for pace in order {
+            let ns = keyed::decision_ns(&family, &keys, plan.core_iters, pace);
+            if rep > 0 {
+                if pace { &mut paced } else { &mut saturated }.push(ns); // rep 0: warm-up
+            }
+        }
+    }
+    family.stop();
+    rt.shutdown_timeout(Duration::from_secs(2));
+    out.figure("keyed_breaker_decision_ns", "ns", summarize(&paced));
+    out.figure("keyed_breaker_saturated_ns", "ns", summarize(&saturated));
+
+    let mut bytes = Vec::new();
+    for rep in 0..=plan.mem_reps {
+        let p = memory::probe(ProbeKind::Keyed, keyed::MEMORY_KEYS);
+        if rep > 0 {
+            bytes.push(p.bytes_per);
+        }
+    }
+    out.figure("keyed_breaker_bytes_per_key", "bytes", summarize(&bytes));
 }
 
 // ===== simulate =====

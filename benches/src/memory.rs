@@ -32,6 +32,8 @@ pub(crate) enum ProbeKind {
     AgentSharedTimeout,
     /// Agents sharing one breaker and one timeout actor: supervisor + 1 worker each (anatomy).
     AgentShared,
+    /// Keys held by one keyed breaker family (`count` keys, not actors).
+    Keyed,
 }
 
 /// What a probe measured.
@@ -42,7 +44,7 @@ pub(crate) struct Probe {
 }
 
 /// The resident set size of this process, from `/proc/self/status`.
-fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
     let line = status
         .lines()
@@ -61,6 +63,9 @@ const SETTLE: Duration = Duration::from_millis(300);
 
 /// Runs in the child: spawns `count` of `kind` and prints `{"bytes_per":…,"spawn_us":…}`.
 pub(crate) fn run_probe(kind: ProbeKind, count: usize) {
+    if kind == ProbeKind::Keyed {
+        return crate::keyed::run_probe(count);
+    }
     let rt = crate::runtime();
     let probe = rt.block_on(async move {
         tokio::spawn(async move {
@@ -84,6 +89,7 @@ pub(crate) fn run_probe(kind: ProbeKind, count: usize) {
                     }
                     per(before, after, took, count)
                 }
+                ProbeKind::Keyed => unreachable!("measured by keyed::run_probe"),
                 kind => {
                     let shared = Shared::new(kind).await;
                     let mut keep = Vec::with_capacity(WARM_UP + count);

@@ -77,6 +77,16 @@ const TARGETS: &[Target] = &[
         bound: 20.0,
     },
     Target {
+        name: "keyed_breaker_decision_ns",
+        at_most: true,
+        bound: 100.0,
+    },
+    Target {
+        name: "keyed_breaker_bytes_per_key",
+        at_most: true,
+        bound: 1024.0,
+    },
+    Target {
         name: "hol_p50_ratio",
         at_most: true,
         bound: 1.1,

@@ -46,6 +46,7 @@
 
 mod actor;
 mod handle;
+mod key;
 mod messages;
 mod options;
 mod queue;

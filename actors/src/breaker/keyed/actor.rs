@@ -15,12 +15,13 @@ use ractor_resilience_core::breaker::{
 };
 
 use super::handle::KeyedBreakerHandle;
+use super::key::KeyBuf;
 use super::messages::{
     FamilyStatus, KeyCommand, KeyCommandError, KeyListing, KeyState, KeyStatus, KeyedBreakerEvent,
     KeyedBreakerMsg, KeyedPermit, KeyedRecord, Msg, Target,
 };
 use super::options::{KeyedBreakerOptions, is_metric_key};
-use super::shared::{FamilyShared, Published, PublishedState, fresh_permit};
+use super::shared::{FamilyShared, Published, fresh_permit};
 use crate::breaker::DrainCause;
 use crate::clock;
 use crate::metrics::{BreakerCall, KeyMetrics};
@@ -56,7 +57,7 @@ pub struct KeyedBreakerArgs {
 /// What the family keeps per key: the key, and its series while it has some of its own.
 #[derive(Debug)]
 struct KeyData {
-    key: Arc<str>,
+    key: KeyBuf,
     metrics: Option<Arc<KeyMetrics>>,
 }
 
@@ -113,13 +114,15 @@ pub struct KeyedBreakerState {
     shared: Arc<FamilyShared>,
     options: KeyedBreakerOptions,
     /// `metric_keys`: series registered at spawn, kept while the family runs.
-    configured: HashMap<Arc<str>, Arc<KeyMetrics>>,
+    configured: HashMap<KeyBuf, Arc<KeyMetrics>>,
     /// The current top keys by failures with series of their own.
-    top: HashMap<Arc<str>, Arc<KeyMetrics>>,
+    top: HashMap<KeyBuf, Arc<KeyMetrics>>,
     next_rank: Instant,
     failed_since_rank: bool,
     /// The one timer, armed for the family's next deadline.
     timer: OneTimer<KeyedBreakerMsg>,
+    /// A drained batch (kept to reuse its allocation).
+    batch: Vec<KeyedRecord>,
     evicted_idle: u64,
     evicted_capacity: u64,
     outcomes_for_evicted: u64,
@@ -167,7 +170,7 @@ impl Actor for KeyedBreakerActor {
             .map(|key| {
                 let m = KeyMetrics::new(&args.shared.name, key, true);
                 m.state(BreakerState::Closed);
-                (Arc::from(key.as_str()), Arc::new(m))
+                (KeyBuf::new(key), Arc::new(m))
             })
             .collect();
         let now = clock::now();
@@ -180,6 +183,7 @@ impl Actor for KeyedBreakerActor {
             top: HashMap::new(),
             failed_since_rank: false,
             timer: OneTimer::new(),
+            batch: Vec::new(),
             evicted_idle: 0,
             evicted_capacity: 0,
             outcomes_for_evicted: 0,
@@ -254,11 +258,11 @@ impl KeyedBreakerState {
         if reply.is_closed() {
             return; // the caller left: granting a probe now would waste it
         }
-        let member = match self.shared.keys.get(&*key).map(|p| p.id) {
+        let member = match self.shared.keys.get(key.as_bytes()).map(|p| p.id) {
             Some(id) => Member::Key(id),
             None if self.family.is_saturated() => Member::Overflow,
             None => {
-                reply.send(Ok(fresh_permit(key)));
+                reply.send(Ok(fresh_permit(KeyBuf::new(&key))));
                 return;
             }
         };
@@ -289,16 +293,47 @@ impl KeyedBreakerState {
     /// Applies up to one queue's worth of outcomes; if more keep coming, rings the doorbell so
     /// that other messages are not starved.
     fn drain_queue(&mut self, myself: &ActorRef<KeyedBreakerMsg>) {
+        /// Outcomes fetched ahead: enough to overlap their memory accesses, few enough that
+        /// their entries are still in cache when applied.
+        const CHUNK: usize = 32;
         let now = clock::now();
-        let mut more = true;
-        for _ in 0..self.shared.queue.capacity() {
-            let Some(record) = self.shared.queue.pop() else {
-                more = false;
-                break;
-            };
-            self.apply(record, now);
+        let mut batch = std::mem::take(&mut self.batch);
+        let capacity = self.shared.queue.capacity();
+        let (mut popped, mut more) = (0, true);
+        while more && popped < capacity {
+            while batch.len() < CHUNK.min(capacity - popped) {
+                match self.shared.queue.pop() {
+                    Some(record) => batch.push(record),
+                    None => {
+                        more = false;
+                        break;
+                    }
+                }
+            }
+            popped += batch.len();
+            // Fetch the chunk's entries first (independent loads overlap), then apply: on a
+            // large family each entry is a cache miss, paid once per chunk, not per outcome.
+            let mut hint = 0;
+            for record in &batch {
+                if let Target::Key(id) = record.permit.target {
+                    hint ^= self.family.prefetch(Member::Key(id));
+                    if let Some(data) = self.family.data(id) {
+                        hint ^= u64::from(data.metrics.is_some());
+                    }
+                }
+            }
+            std::hint::black_box(hint);
+            for record in batch.drain(..) {
+                self.apply(record, now);
+            }
         }
-        if more && self.shared.queue.ring() {
+        self.batch = batch;
+        // Busy (at least a chunk arrived since the last drain): drain again right after the
+        // messages already waiting rather than a tick later, so that a steady stream of
+        // outcomes keeps the actor draining instead of filling the queue; a trickle waits for
+        // the tick.
+        let busy = more || popped >= CHUNK;
+        if busy && self.shared.queue.ring() {
             let _ = myself.cast(KeyedBreakerMsg(Msg::Drain(DrainCause::Doorbell)));
         }
         self.after_batch(now);
@@ -366,8 +401,8 @@ impl KeyedBreakerState {
 
     /// The member serving `key`: its breaker if held, a new one if there is room, else the
     /// overflow breaker.
-    fn member_for(&mut self, key: Arc<str>, now: Instant) -> Member {
-        if let Some(id) = self.shared.keys.get(&*key).map(|p| p.id) {
+    fn member_for(&mut self, key: KeyBuf, now: Instant) -> Member {
+        if let Some(id) = self.shared.keys.get(key.as_bytes()).map(|p| p.id) {
             return Member::Key(id);
         }
         let metrics = self.configured.get(&key).cloned();
@@ -387,9 +422,9 @@ impl KeyedBreakerState {
                     .snapshot();
                 if let Some(m) = &metrics {
                     m.state(BreakerState::Closed);
+                    self.set_rejected(id.index(), Some(m));
                 }
-                let state = PublishedState::new(snapshot, metrics.map(|m| m.rejected()));
-                self.shared.keys.insert(key, Published { id, state });
+                self.shared.keys.insert(key, Published::new(id, snapshot));
                 Member::Key(id)
             }
             Insert::Saturated(_) => Member::Overflow,
@@ -397,7 +432,12 @@ impl KeyedBreakerState {
     }
 
     fn evicted(&mut self, e: Evicted<KeyData>) {
-        self.shared.keys.remove(&*e.data.key);
+        // Removed before the slot can be reused (callers read a slot's state while they hold
+        // the key's entry).
+        self.shared.keys.remove(e.data.key.as_bytes());
+        if e.data.metrics.is_some() {
+            self.set_rejected(e.id.index(), None);
+        }
         self.shared.metrics.evicted(e.reason);
         match e.reason {
             EvictionReason::Idle => self.evicted_idle += 1,
@@ -442,14 +482,13 @@ impl KeyedBreakerState {
             if top.len() == n {
                 break;
             }
-            if self.configured.contains_key(&data.key) || !is_metric_key(&data.key) {
+            if self.configured.contains_key(&data.key) || !is_metric_key(data.key.as_str()) {
                 continue;
             }
             let key = data.key.clone();
-            let m = self
-                .top
-                .remove(&key)
-                .unwrap_or_else(|| Arc::new(KeyMetrics::new(&self.shared.name, &key, true)));
+            let m = self.top.remove(&key).unwrap_or_else(|| {
+                Arc::new(KeyMetrics::new(&self.shared.name, key.as_str(), true))
+            });
             top.insert(key, m);
         }
         for (key, m) in std::mem::take(&mut self.top) {
@@ -462,13 +501,11 @@ impl KeyedBreakerState {
         self.top = top;
     }
 
-    fn set_key_metrics(&mut self, key: &Arc<str>, metrics: Option<Arc<KeyMetrics>>) {
-        let Some(mut entry) = self.shared.keys.get_mut(&**key) else {
+    fn set_key_metrics(&mut self, key: &KeyBuf, metrics: Option<Arc<KeyMetrics>>) {
+        let Some(id) = self.shared.keys.get(key.as_bytes()).map(|p| p.id) else {
             return;
         };
-        entry.state.rejected = metrics.as_ref().map(|m| m.rejected());
-        let id = entry.id;
-        drop(entry);
+        self.set_rejected(id.index(), metrics.as_deref());
         let state = self
             .family
             .breaker(Member::Key(id))
@@ -479,6 +516,19 @@ impl KeyedBreakerState {
         if let Some(data) = self.family.data_mut(id) {
             data.metrics = metrics;
         }
+    }
+
+    /// Where callers count a rejection of the key in `slot`: its own series, or `other`.
+    fn set_rejected(&self, slot: u32, metrics: Option<&KeyMetrics>) {
+        let mut labelled = self
+            .shared
+            .rejected
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        match metrics {
+            Some(m) => labelled.insert(slot, m.rejected()),
+            None => labelled.remove(&slot),
+        };
     }
 
     // ===== time =====
@@ -530,14 +580,14 @@ impl KeyedBreakerState {
     ) {
         self.drain_queue(myself);
         let now = clock::now();
-        let member = match self.shared.keys.get(&*key).map(|p| p.id) {
+        let member = match self.shared.keys.get(key.as_bytes()).map(|p| p.id) {
             Some(id) => Member::Key(id),
             // A key not held is a fresh Closed breaker: nothing to reset.
             None if command == KeyCommand::Reset => {
                 reply.send(Ok(BreakerState::Closed));
                 return;
             }
-            None => match self.member_for(key.clone(), now) {
+            None => match self.member_for(KeyBuf::new(&key), now) {
                 Member::Key(id) => Member::Key(id),
                 Member::Overflow => {
                     reply.send(Err(KeyCommandError::Full {
@@ -562,7 +612,7 @@ impl KeyedBreakerState {
     }
 
     fn key_status(&self, key: &str) -> Option<KeyStatus> {
-        let id = self.shared.keys.get(key).map(|p| p.id)?;
+        let id = self.shared.keys.get(key.as_bytes()).map(|p| p.id)?;
         let now = clock::now();
         let b = self.family.breaker(Member::Key(id))?;
         let window = b.window_counts(now);
@@ -664,13 +714,11 @@ impl KeyedBreakerState {
             return;
         };
         match member {
-            Member::Overflow => self.shared.publish(self.shared.overflow(), snapshot, until),
+            Member::Overflow => self.shared.publish_overflow(snapshot, until),
             Member::Key(id) => {
-                let Some(data) = self.family.data(id) else {
-                    return;
-                };
-                if let Some(entry) = self.shared.keys.get(&*data.key) {
-                    self.shared.publish(&entry.state, snapshot, until);
+                if let Some(data) = self.family.data(id) {
+                    self.shared
+                        .publish_key(&data.key, id.index(), snapshot, until);
                 }
             }
         }
@@ -679,13 +727,13 @@ impl KeyedBreakerState {
     fn announce(&self, member: Member, t: &Transition) {
         self.metrics_of(member).transition(t.from, t.to);
         let key = match member {
-            Member::Key(id) => self.family.data(id).map(|d| d.key.clone()),
+            Member::Key(id) => self.family.data(id).map(|d| d.key.to_string()),
             Member::Overflow => None,
         };
         if let Some(port) = self.shared.has_subscribers() {
             port.send(KeyedBreakerEvent {
                 breaker: self.shared.name.to_string(),
-                key: key.as_ref().map(|k| k.to_string()),
+                key: key.clone(),
                 from: t.from,
                 to: t.to,
                 reason: t.reason,

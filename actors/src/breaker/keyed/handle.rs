@@ -73,6 +73,10 @@ impl std::fmt::Debug for KeyedBreakerHandle {
 }
 
 impl KeyedBreakerHandle {
+    /// How many times [`record`](Self::record) retries a full queue before it sends the
+    /// outcome as a message.
+    pub const FULL_QUEUE_SPINS: u32 = 1024;
+
     pub(super) fn new(actor: ActorRef<KeyedBreakerMsg>, shared: Arc<FamilyShared>) -> Self {
         KeyedBreakerHandle { actor, shared }
     }
@@ -99,6 +103,11 @@ impl KeyedBreakerHandle {
                 self.actor.get_status(),
                 ractor::ActorStatus::Running | ractor::ActorStatus::Starting
             )
+    }
+
+    /// Outcomes recorded and not yet applied by the actor (no message).
+    pub fn queued(&self) -> usize {
+        self.shared.queue.len()
     }
 
     /// Keys held right now (no message).
@@ -168,7 +177,7 @@ impl KeyedBreakerHandle {
         reply: ReplyTo<Result<KeyedPermit, Rejected>>,
     ) -> KeyedBreakerMsg {
         // A key not held while the family is saturated is decided by the overflow breaker.
-        if !self.shared.keys.contains_key(key) && self.shared.is_saturated() {
+        if !self.shared.keys.contains_key(key.as_bytes()) && self.shared.is_saturated() {
             return KeyedBreakerMsg(Msg::AcquireOverflow(reply));
         }
         KeyedBreakerMsg(Msg::Acquire {
@@ -177,31 +186,46 @@ impl KeyedBreakerHandle {
         })
     }
 
-    /// Reports the outcome of the call admitted with `permit`. Never blocks or awaits: the
-    /// outcome is queued lock-free and applied in the next batch (at once for failures and
-    /// probe outcomes); if the queue is full it is sent as a message instead, so none is
-    /// dropped while the actor runs.
+    /// Reports the outcome of the call admitted with `permit`. Never awaits and never drops the
+    /// outcome: it is queued lock-free and applied in the next batch (at once for failures and
+    /// probe outcomes). If the queue is full, the actor is saturated: the caller rings for a
+    /// drain and waits for room for at most [`FULL_QUEUE_SPINS`](Self::FULL_QUEUE_SPINS) spins
+    /// (a few microseconds; backpressure instead of a growing mailbox), then sends the outcome
+    /// as a message.
     pub fn record(&self, permit: KeyedPermit, outcome: CallOutcome, duration: Duration) {
-        let record = KeyedRecord {
+        let mut record = KeyedRecord {
             permit,
             outcome,
             duration,
         };
-        let wake = match self.shared.push(record) {
-            Ok(wake) => wake,
-            Err(record) => {
-                // A stopped actor counts nothing any more: there is nowhere else to put it.
-                let _ = self.actor.cast(KeyedBreakerMsg(Msg::Record(record)));
-                return;
+        for spin in 0..=Self::FULL_QUEUE_SPINS {
+            match self.shared.push(record) {
+                Ok(wake) => {
+                    let _ = match wake {
+                        Wake::Nobody => Ok(()),
+                        Wake::Doorbell => self
+                            .actor
+                            .cast(KeyedBreakerMsg(Msg::Drain(DrainCause::Doorbell))),
+                        Wake::Tick => self.actor.cast(KeyedBreakerMsg(Msg::ScheduleDrain)),
+                    };
+                    return;
+                }
+                Err(back) => record = back,
             }
-        };
-        let _ = match wake {
-            Wake::Nobody => Ok(()),
-            Wake::Doorbell => self
-                .actor
-                .cast(KeyedBreakerMsg(Msg::Drain(DrainCause::Doorbell))),
-            Wake::Tick => self.actor.cast(KeyedBreakerMsg(Msg::ScheduleDrain)),
-        };
+            if spin == 0 {
+                if self.shared.is_stopped() {
+                    break; // nobody will make room
+                }
+                if self.shared.queue.ring() {
+                    let _ = self
+                        .actor
+                        .cast(KeyedBreakerMsg(Msg::Drain(DrainCause::Doorbell)));
+                }
+            }
+            std::hint::spin_loop();
+        }
+        // A stopped actor counts nothing any more: there is nowhere else to put it.
+        let _ = self.actor.cast(KeyedBreakerMsg(Msg::Record(record)));
     }
 
     /// Forces `key` open until [`disable`](Self::disable) or [`reset`](Self::reset) (a key not

@@ -9,6 +9,7 @@ use ractor_resilience_core::breaker::{
     BreakerState, CallOutcome, KeyId, Permit, Rejected, TransitionReason,
 };
 
+use super::key::KeyBuf;
 use crate::breaker::DrainCause;
 use crate::reply::ReplyTo;
 
@@ -63,7 +64,7 @@ pub(super) enum Target {
     Key(KeyId),
     /// A key not held when the call was admitted: admitted as a fresh Closed breaker admits;
     /// the actor creates the key when the outcome arrives.
-    New(Arc<str>),
+    New(KeyBuf),
     /// The overflow breaker.
     Overflow,
 }

@@ -2,8 +2,9 @@
 //! from key to the key's published snapshot, the overflow breaker's snapshot, the "saturated"
 //! flag, and the outcome queue. The actor is the only writer of all but the queue.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -13,6 +14,7 @@ use ractor_resilience_core::breaker::{
     BreakerState, CallOutcome, FamilySettings, KeyId, Permit, Rejected, Snapshot,
 };
 
+use super::key::KeyBuf;
 use super::messages::{KeyedBreakerEvent, KeyedPermit, KeyedRecord, Target};
 use super::queue::{OutcomeQueue, Wake};
 use crate::clock;
@@ -27,45 +29,73 @@ pub(super) const STOPPED: Rejected = Rejected {
     retry_after: None,
 };
 
-/// One held key in the map: its id and its published state.
+/// A held key's entry in the map: its id and its published snapshot, in one bucket (one cache
+/// miss per admission).
 #[derive(Debug)]
 pub(super) struct Published {
     /// Which key this is (fixed for the entry's life: an evicted key's entry is removed).
     pub(super) id: KeyId,
-    pub(super) state: PublishedState,
-}
-
-/// One breaker's published state: what callers admit from.
-#[derive(Debug)]
-pub(super) struct PublishedState {
-    /// `Snapshot::to_bits` of the breaker.
+    /// `Snapshot::to_bits` of the key's breaker.
     snapshot: AtomicU64,
-    /// The end of the open period in nanoseconds after the family's `base`, while Open.
-    /// Written before the snapshot.
-    open_until: AtomicU64,
-    /// The key's `outcome="rejected"` counter while it has series of its own; `None`: the
-    /// family's `key="other"` one.
-    pub(super) rejected: Option<Counter>,
 }
 
-impl PublishedState {
-    pub(super) fn new(snapshot: Snapshot, rejected: Option<Counter>) -> Self {
-        PublishedState {
+impl Published {
+    pub(super) fn new(id: KeyId, snapshot: Snapshot) -> Self {
+        Published {
+            id,
             snapshot: AtomicU64::new(snapshot.to_bits()),
-            open_until: AtomicU64::new(0),
-            rejected,
         }
+    }
+}
+
+/// Slots per segment of [`OpenUntil`].
+const SEGMENT: usize = 1024;
+
+/// The end of each slot's current open period, in nanoseconds after the family's `base`: read
+/// only when a key's snapshot says Open, so it lives beside the map rather than in it. Segments
+/// are allocated when a slot first opens and never move: callers index them lock-free.
+#[derive(Debug)]
+pub(super) struct OpenUntil {
+    segments: Box<[OnceLock<Box<[AtomicU64]>>]>,
+}
+
+impl OpenUntil {
+    fn new(max_keys: u32) -> Self {
+        let n = (max_keys as usize).div_ceil(SEGMENT);
+        OpenUntil {
+            segments: (0..n).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// Slot `index`'s word, allocating its segment (the actor, before publishing Open).
+    fn slot(&self, index: u32) -> &AtomicU64 {
+        let index = index as usize;
+        let segment = self.segments[index / SEGMENT]
+            .get_or_init(|| (0..SEGMENT).map(|_| AtomicU64::new(0)).collect());
+        &segment[index % SEGMENT]
+    }
+
+    /// Slot `index`'s word if its segment exists (it does once the slot has opened).
+    fn get(&self, index: u32) -> Option<&AtomicU64> {
+        let index = index as usize;
+        Some(&self.segments.get(index / SEGMENT)?.get()?[index % SEGMENT])
     }
 }
 
 pub(super) struct FamilyShared {
     pub(super) name: Arc<str>,
     pub(super) settings: FamilySettings,
-    /// Every held key's published state. Written by the actor only (insert on creation,
-    /// remove on eviction, atomics on transitions).
-    pub(super) keys: DashMap<Arc<str>, Published, KeyHasher>,
-    /// The overflow breaker's published state (its `id` is unused).
-    overflow: PublishedState,
+    /// Every held key's id and snapshot. Written by the actor only (insert on creation, remove
+    /// on eviction before the slot is reused, the snapshot on transitions).
+    pub(super) keys: DashMap<KeyBuf, Published, KeyHasher>,
+    /// Every slot's open period end (written by the actor only).
+    open_until: OpenUntil,
+    /// The `outcome="rejected"` counters of the keys with series of their own, by slot; the
+    /// others count under `key="other"`. Read only when a call is rejected.
+    pub(super) rejected: RwLock<HashMap<u32, Counter>>,
+    /// The overflow breaker's snapshot and open period end.
+    overflow: AtomicU64,
+    overflow_until: AtomicU64,
     /// New keys go to the overflow breaker: the family is full and no key is idle.
     saturated: AtomicBool,
     stopped: AtomicBool,
@@ -94,10 +124,12 @@ impl FamilyShared {
         capacity: usize,
     ) -> Self {
         let metrics = FamilyMetrics::new(&name);
-        let overflow_rejected = Some(metrics.overflow.rejected());
         FamilyShared {
             keys: DashMap::with_hasher(KeyHasher::default()),
-            overflow: PublishedState::new(overflow, overflow_rejected),
+            open_until: OpenUntil::new(settings.max_keys()),
+            rejected: RwLock::new(HashMap::new()),
+            overflow: AtomicU64::new(overflow.to_bits()),
+            overflow_until: AtomicU64::new(0),
             saturated: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             base: clock::now(),
@@ -122,43 +154,56 @@ impl FamilyShared {
             self.metrics.other.call(BreakerCall::Rejected);
             return Some(Err(STOPPED));
         }
-        if let Some(entry) = self.keys.get(key) {
+        if let Some(entry) = self.keys.get(key.as_bytes()) {
+            // Read while the entry is held: the slot cannot be reused for another key before
+            // the actor has removed this entry.
             let id = entry.id;
-            return self.decide(&entry.state).map(|d| {
-                d.map(|permit| KeyedPermit {
-                    target: Target::Key(id),
-                    permit,
-                })
-            });
+            let until = || self.open_until.get(id.index());
+            return self
+                .decide(&entry.snapshot, until, Some(id.index()))
+                .map(|d| {
+                    d.map(|permit| KeyedPermit {
+                        target: Target::Key(id),
+                        permit,
+                    })
+                });
         }
         if self.saturated.load(Ordering::Acquire) {
-            return self.decide(&self.overflow).map(|d| {
+            let until = || Some(&self.overflow_until);
+            return self.decide(&self.overflow, until, None).map(|d| {
                 d.map(|permit| KeyedPermit {
                     target: Target::Overflow,
                     permit,
                 })
             });
         }
-        Some(Ok(fresh_permit(Arc::from(key))))
+        Some(Ok(fresh_permit(KeyBuf::new(key))))
     }
 
     /// The published state of `key` (Closed when it is not held and the family has room).
     pub(super) fn state(&self, key: &str) -> BreakerState {
-        let p = self.keys.get(key);
-        let published = match &p {
-            Some(entry) => &entry.state,
+        let entry = self.keys.get(key.as_bytes());
+        let word = match entry.as_deref() {
+            Some(published) => &published.snapshot,
             None if self.saturated.load(Ordering::Acquire) => &self.overflow,
             None => return BreakerState::Closed,
         };
-        snapshot(published).state()
+        snapshot(word).state()
     }
 
     pub(super) fn is_saturated(&self) -> bool {
         self.saturated.load(Ordering::Acquire)
     }
 
-    fn decide(&self, p: &PublishedState) -> Option<Result<Permit, Rejected>> {
-        let bits = p.snapshot.load(Ordering::Acquire);
+    /// Decides from a breaker's snapshot word (and its open period end, read only if Open);
+    /// `slot`: the key's (`None`: the overflow breaker), to count a rejection.
+    fn decide<'a>(
+        &self,
+        word: &AtomicU64,
+        open_until: impl FnOnce() -> Option<&'a AtomicU64>,
+        slot: Option<u32>,
+    ) -> Option<Result<Permit, Rejected>> {
+        let bits = word.load(Ordering::Acquire);
         let snap = Snapshot::from_bits(bits)?;
         if let Some(permit) = snap.admit() {
             return Some(Ok(permit));
@@ -169,9 +214,9 @@ impl FamilyShared {
                 retry_after: None,
             },
             BreakerState::Open => {
-                let until = p.open_until.load(Ordering::Acquire);
+                let until = open_until()?.load(Ordering::Acquire);
                 if self.nanos_since_base(clock::now()) >= until
-                    || p.snapshot.load(Ordering::Acquire) != bits
+                    || word.load(Ordering::Acquire) != bits
                 {
                     return None; // over, or changing under us: the actor decides
                 }
@@ -182,9 +227,15 @@ impl FamilyShared {
             }
             _ => return None,
         };
-        match &p.rejected {
-            Some(counter) => counter.increment(1),
-            None => self.metrics.other.call(BreakerCall::Rejected),
+        match slot {
+            None => self.metrics.overflow.call(BreakerCall::Rejected),
+            Some(slot) => {
+                let labelled = self.rejected.read().unwrap_or_else(|e| e.into_inner());
+                match labelled.get(&slot) {
+                    Some(counter) => counter.increment(1),
+                    None => self.metrics.other.call(BreakerCall::Rejected),
+                }
+            }
         }
         Some(Err(rejected))
     }
@@ -197,23 +248,32 @@ impl FamilyShared {
 
     // ===== the actor =====
 
-    /// Publishes a breaker's new state: the open period's end first, so a caller that sees
+    /// Publishes a held key's new state: the open period's end first, so a caller that sees
     /// `Open` reads this period's end (or a later one).
-    pub(super) fn publish(
+    pub(super) fn publish_key(
         &self,
-        p: &PublishedState,
+        key: &KeyBuf,
+        slot: u32,
         snapshot: Snapshot,
         open_until: Option<Instant>,
     ) {
         if let Some(until) = open_until {
-            p.open_until
+            self.open_until
+                .slot(slot)
                 .store(self.nanos_since_base(until), Ordering::Release);
         }
-        p.snapshot.store(snapshot.to_bits(), Ordering::Release);
+        if let Some(entry) = self.keys.get(key.as_bytes()) {
+            entry.snapshot.store(snapshot.to_bits(), Ordering::Release);
+        }
     }
 
-    pub(super) fn overflow(&self) -> &PublishedState {
-        &self.overflow
+    /// [`publish_key`](Self::publish_key) for the overflow breaker.
+    pub(super) fn publish_overflow(&self, snapshot: Snapshot, open_until: Option<Instant>) {
+        if let Some(until) = open_until {
+            self.overflow_until
+                .store(self.nanos_since_base(until), Ordering::Release);
+        }
+        self.overflow.store(snapshot.to_bits(), Ordering::Release);
     }
 
     pub(super) fn set_saturated(&self, saturated: bool) {
@@ -239,14 +299,14 @@ impl FamilyShared {
     }
 }
 
-fn snapshot(p: &PublishedState) -> Snapshot {
-    Snapshot::from_bits(p.snapshot.load(Ordering::Acquire))
+fn snapshot(word: &AtomicU64) -> Snapshot {
+    Snapshot::from_bits(word.load(Ordering::Acquire))
         .expect("only the actor writes snapshots, always with Snapshot::to_bits")
 }
 
 /// The permit of a key that is not held: admitted as a fresh Closed breaker admits (generation
 /// 0); the actor creates the key when the outcome arrives.
-pub(super) fn fresh_permit(key: Arc<str>) -> KeyedPermit {
+pub(super) fn fresh_permit(key: KeyBuf) -> KeyedPermit {
     let permit = Snapshot::from_bits(0)
         .and_then(Snapshot::admit)
         .expect("generation 0, Closed, admits");
