@@ -457,25 +457,16 @@ fn memory(plan: &Plan, out: &mut Reporter) {
 fn keyed(plan: &Plan, out: &mut Reporter) {
     let rt = runtime();
     let (family, keys) = keyed::decision_family(&rt);
-    let (mut paced, mut saturated) = (Vec::new(), Vec::new());
+    let mut decision = Vec::new();
     for rep in 0..=plan.reps {
-        // Alternate which runs first.
-        let order = if rep % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
-        for pace in order {
-            let ns = keyed::decision_ns(&family, &keys, plan.core_iters, pace);
-            if rep > 0 {
-                if pace { &mut paced } else { &mut saturated }.push(ns); // rep 0: warm-up
-            }
+        let ns = keyed::decision_ns(&family, &keys, plan.core_iters);
+        if rep > 0 {
+            decision.push(ns); // rep 0 is the warm-up
         }
     }
     family.stop();
     rt.shutdown_timeout(Duration::from_secs(2));
-    out.figure("keyed_breaker_decision_ns", "ns", summarize(&paced));
-    out.figure("keyed_breaker_saturated_ns", "ns", summarize(&saturated));
+    out.figure("keyed_breaker_decision_ns", "ns", summarize(&decision));
 
     let mut bytes = Vec::new();
     for rep in 0..=plan.mem_reps {

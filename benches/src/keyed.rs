@@ -1,15 +1,12 @@
 //! Keyed breaker families: the cost of one decision for a random key, and the resident memory
 //! per key held.
 //!
-//! - `keyed_breaker_decision_ns`: what a caller pays per call: admission from the published
-//!   snapshot (`try_acquire_local`) + `record` of a success, for a key drawn at random among
-//!   100 000 held keys, on the main thread while the family's actor runs on the 2-worker
-//!   runtime. Timed in bursts of half the outcome queue; between bursts (untimed) the caller
-//!   waits until the actor has applied them, so the figure is the caller's cost while the actor
-//!   keeps up (calls that take longer than the actor's ~0.2 µs per outcome, i.e. any real call).
-//! - `keyed_breaker_saturated_ns`: the same loop without pauses: one caller recording as fast
-//!   as it can saturates the actor, and the figure is the family's throughput limit per
-//!   outcome (no target: informative).
+//! - `keyed_breaker_decision_ns`: admission from the published snapshot
+//!   (`try_acquire_local`) + `record` of a success, for a key drawn at random among 100 000
+//!   held keys, in a tight loop on the main thread while the family's actor applies the
+//!   outcomes on the 2-worker runtime. One caller recording as fast as it can keeps the actor
+//!   busy, so this is also the family's throughput limit: the slower of the caller's cost and
+//!   the actor's cost per outcome (a full queue makes the caller wait for room).
 //! - `keyed_breaker_bytes_per_key`: RSS growth per key with 1 000 000 keys held (`tenant-NNNNNNN`
 //!   keys, default breaker settings: the consecutive-failures policy and a 100-call count
 //!   window), in a fresh child process like the other memory figures (`--rss-probe keyed`).
@@ -95,40 +92,20 @@ pub(crate) fn decision_family(rt: &tokio::runtime::Runtime) -> (KeyedBreakerHand
     })
 }
 
-/// Mean ns of admit + record for a random key over `iters` of them: in bursts of half the
-/// queue with untimed waits for the actor between them (`paced`), or in one tight loop.
-pub(crate) fn decision_ns(
-    family: &KeyedBreakerHandle,
-    keys: &Keys,
-    iters: u64,
-    paced: bool,
-) -> f64 {
+/// Mean ns of admit + record for a random key, over `iters` of them in one loop.
+pub(crate) fn decision_ns(family: &KeyedBreakerHandle, keys: &Keys, iters: u64) -> f64 {
     let mut rng = SmallRng::seed_from_u64(0x6b65_7965);
     let took = Duration::from_micros(50);
-    let burst = if paced {
-        (KeyedBreakerOptions::DEFAULT_QUEUE_CAPACITY / 2) as u64
-    } else {
-        iters
-    };
-    let (mut done, mut timed) = (0, Duration::ZERO);
-    while done < iters {
-        let n = burst.min(iters - done);
-        let t0 = Instant::now();
-        for _ in 0..n {
-            let key = keys.get(rng.random_range(0..keys.len()));
-            let permit = family
-                .try_acquire_local(black_box(key))
-                .expect("a Closed key decides without a message")
-                .expect("a Closed key admits");
-            family.record(permit, CallOutcome::Success, took);
-        }
-        timed += t0.elapsed();
-        done += n;
-        while paced && family.queued() > 0 {
-            std::hint::spin_loop(); // stay on the core: a sleep would cool it down
-        }
+    let t0 = Instant::now();
+    for _ in 0..iters {
+        let key = keys.get(rng.random_range(0..keys.len()));
+        let permit = family
+            .try_acquire_local(black_box(key))
+            .expect("a Closed key decides without a message")
+            .expect("a Closed key admits");
+        family.record(permit, CallOutcome::Success, took);
     }
-    timed.as_nanos() as f64 / iters as f64
+    t0.elapsed().as_nanos() as f64 / iters as f64
 }
 
 /// Runs in the child: holds `count` keys and prints `{"bytes_per":…,"spawn_us":…}` (spawn_us:

@@ -11,9 +11,11 @@
 //!     │  not held: permit of a fresh Closed breaker (generation 0)
 //!     │  not held, family saturated: the overflow breaker's snapshot decides
 //!     └─ HalfOpen, or Open period over ─ Acquire ──────────────▶ try_acquire(key, now)
-//!  record ─ push ─▶ one bounded lock-free queue ─ drained in batches ─▶ on_outcome(key, ..)
+//!  record ─ push ─▶ bounded lock-free queue ─ drained in batches ──▶ on_outcome(key, ..)
+//!     │  (held keys: a ring of 32-byte records; new keys, overflow, probes: a general lane)
 //!     ├─ first outcome of a batch ─ ScheduleDrain; a failure/probe ─ Drain (doorbell)
-//!     └─ queue full ─ Record message (the queue is drained first): no outcome is dropped
+//!     └─ queue full ─ ring, wait for room (bounded spin), then a Record message: no outcome
+//!        is dropped
 //!                                 one timer: key deadlines + idle eviction ▶ advance(now)
 //! ```
 //!
@@ -50,6 +52,7 @@ mod key;
 mod messages;
 mod options;
 mod queue;
+mod ring;
 mod shared;
 
 pub use actor::{KeyedBreakerActor, KeyedBreakerArgs, KeyedBreakerState};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 use ractor_resilience_core::breaker::{
     BreakerFamily, BreakerState, CallOutcome, CircuitState, Evicted, EvictionReason,
-    FamilySettings, Insert, Member, Rejected, Transition, Transitions,
+    FamilySettings, Insert, Member, Permit, Rejected, Snapshot, Transition, Transitions,
 };
 
 use super::handle::KeyedBreakerHandle;
@@ -21,6 +21,7 @@ use super::messages::{
     KeyedBreakerMsg, KeyedPermit, KeyedRecord, Msg, Target,
 };
 use super::options::{KeyedBreakerOptions, is_metric_key};
+use super::ring::Packed;
 use super::shared::{FamilyShared, Published, fresh_permit};
 use crate::breaker::DrainCause;
 use crate::clock;
@@ -54,11 +55,11 @@ pub struct KeyedBreakerArgs {
     shared: Arc<FamilyShared>,
 }
 
-/// What the family keeps per key: the key, and its series while it has some of its own.
+/// What the family keeps per key: the key (its series, when it has some of its own, are in
+/// the actor's `labelled` map: looking them up there keeps this cold on the outcome path).
 #[derive(Debug)]
 struct KeyData {
     key: KeyBuf,
-    metrics: Option<Arc<KeyMetrics>>,
 }
 
 impl KeyedBreakerArgs {
@@ -117,12 +118,14 @@ pub struct KeyedBreakerState {
     configured: HashMap<KeyBuf, Arc<KeyMetrics>>,
     /// The current top keys by failures with series of their own.
     top: HashMap<KeyBuf, Arc<KeyMetrics>>,
+    /// The series of every held key that has some of its own, by slot.
+    labelled: HashMap<u32, Arc<KeyMetrics>>,
     next_rank: Instant,
     failed_since_rank: bool,
     /// The one timer, armed for the family's next deadline.
     timer: OneTimer<KeyedBreakerMsg>,
-    /// A drained batch (kept to reuse its allocation).
-    batch: Vec<KeyedRecord>,
+    /// A chunk of the fast lane being applied (kept to reuse its allocation).
+    batch: Vec<Packed>,
     evicted_idle: u64,
     evicted_capacity: u64,
     outcomes_for_evicted: u64,
@@ -181,6 +184,7 @@ impl Actor for KeyedBreakerActor {
             options: args.options,
             configured,
             top: HashMap::new(),
+            labelled: HashMap::new(),
             failed_since_rank: false,
             timer: OneTimer::new(),
             batch: Vec::new(),
@@ -282,9 +286,14 @@ impl KeyedBreakerState {
         if admission.decision.is_err() {
             self.metrics_of(member).call(BreakerCall::Rejected);
         }
+        let from = self
+            .family
+            .breaker(member)
+            .map_or(0, |b| b.snapshot().to_bits());
         reply.send(admission.decision.map(|permit| KeyedPermit {
             target: target_of(member),
             permit,
+            from,
         }));
     }
 
@@ -297,12 +306,22 @@ impl KeyedBreakerState {
         /// their entries are still in cache when applied.
         const CHUNK: usize = 32;
         let now = clock::now();
-        let mut batch = std::mem::take(&mut self.batch);
+        // The general lane first: it creates keys the fast lane's outcomes may follow.
         let capacity = self.shared.queue.capacity();
+        let mut general = 0;
+        while general < capacity {
+            let Some(record) = self.shared.queue.pop() else {
+                break;
+            };
+            self.apply(record, now);
+            general += 1;
+        }
+        let mut batch = std::mem::take(&mut self.batch);
+        let fast_capacity = self.shared.queue.fast_capacity();
         let (mut popped, mut more) = (0, true);
-        while more && popped < capacity {
-            while batch.len() < CHUNK.min(capacity - popped) {
-                match self.shared.queue.pop() {
+        while more && popped < fast_capacity {
+            while batch.len() < CHUNK.min(fast_capacity - popped) {
+                match self.shared.queue.pop_fast() {
                     Some(record) => batch.push(record),
                     None => {
                         more = false;
@@ -314,25 +333,32 @@ impl KeyedBreakerState {
             // Fetch the chunk's entries first (independent loads overlap), then apply: on a
             // large family each entry is a cache miss, paid once per chunk, not per outcome.
             let mut hint = 0;
-            for record in &batch {
-                if let Target::Key(id) = record.permit.target {
-                    hint ^= self.family.prefetch(Member::Key(id));
-                    if let Some(data) = self.family.data(id) {
-                        hint ^= u64::from(data.metrics.is_some());
-                    }
-                }
+            for packed in &batch {
+                let id = packed.id();
+                hint ^= self.family.prefetch(Member::Key(id));
             }
             std::hint::black_box(hint);
-            for record in batch.drain(..) {
-                self.apply(record, now);
+            for packed in batch.drain(..) {
+                self.outcomes += 1;
+                // The permit the call was admitted with, from the snapshot that admitted it.
+                match Snapshot::from_bits(packed.snapshot).and_then(Snapshot::admit) {
+                    Some(permit) => self.apply_member(
+                        Member::Key(packed.id()),
+                        permit,
+                        packed.outcome(),
+                        packed.duration(),
+                        now,
+                    ),
+                    None => self.outcomes_for_evicted += 1,
+                }
             }
         }
         self.batch = batch;
-        // Busy (at least a chunk arrived since the last drain): drain again right after the
-        // messages already waiting rather than a tick later, so that a steady stream of
-        // outcomes keeps the actor draining instead of filling the queue; a trickle waits for
-        // the tick.
-        let busy = more || popped >= CHUNK;
+        // Busy (at least a chunk arrived since the last drain, or a lane was left full): drain
+        // again right after the messages already waiting rather than a tick later, so that a
+        // steady stream of outcomes keeps the actor draining instead of filling the queue; a
+        // trickle waits for the tick.
+        let busy = more || general == capacity || popped >= CHUNK;
         if busy && self.shared.queue.ring() {
             let _ = myself.cast(KeyedBreakerMsg(Msg::Drain(DrainCause::Doorbell)));
         }
@@ -341,7 +367,7 @@ impl KeyedBreakerState {
 
     fn apply(&mut self, record: KeyedRecord, now: Instant) {
         let KeyedRecord {
-            permit: KeyedPermit { target, permit },
+            permit: KeyedPermit { target, permit, .. },
             outcome,
             duration,
         } = record;
@@ -367,6 +393,17 @@ impl KeyedBreakerState {
                 },
             },
         };
+        self.apply_member(member, permit, outcome, duration, now);
+    }
+
+    fn apply_member(
+        &mut self,
+        member: Member,
+        permit: Permit,
+        outcome: CallOutcome,
+        duration: Duration,
+        now: Instant,
+    ) {
         if outcome == CallOutcome::Failure {
             self.failed_since_rank = true;
         }
@@ -406,10 +443,7 @@ impl KeyedBreakerState {
             return Member::Key(id);
         }
         let metrics = self.configured.get(&key).cloned();
-        let data = KeyData {
-            key: key.clone(),
-            metrics: metrics.clone(),
-        };
+        let data = KeyData { key: key.clone() };
         match self.family.insert(data, now) {
             Insert::Inserted { id, evicted } => {
                 if let Some(e) = evicted {
@@ -420,9 +454,10 @@ impl KeyedBreakerState {
                     .breaker(Member::Key(id))
                     .expect("just inserted")
                     .snapshot();
-                if let Some(m) = &metrics {
+                if let Some(m) = metrics {
                     m.state(BreakerState::Closed);
-                    self.set_rejected(id.index(), Some(m));
+                    self.set_rejected(id.index(), Some(&m));
+                    self.labelled.insert(id.index(), m);
                 }
                 self.shared.keys.insert(key, Published::new(id, snapshot));
                 Member::Key(id)
@@ -435,7 +470,8 @@ impl KeyedBreakerState {
         // Removed before the slot can be reused (callers read a slot's state while they hold
         // the key's entry).
         self.shared.keys.remove(e.data.key.as_bytes());
-        if e.data.metrics.is_some() {
+        let metrics = self.labelled.remove(&e.id.index());
+        if metrics.is_some() {
             self.set_rejected(e.id.index(), None);
         }
         self.shared.metrics.evicted(e.reason);
@@ -443,7 +479,7 @@ impl KeyedBreakerState {
             EvictionReason::Idle => self.evicted_idle += 1,
             EvictionReason::Capacity => self.evicted_capacity += 1,
         }
-        if let Some(m) = &e.data.metrics {
+        if let Some(m) = &metrics {
             if self.configured.contains_key(&e.data.key) {
                 m.state(BreakerState::Closed); // as the key is when it comes back
             } else {
@@ -513,9 +549,10 @@ impl KeyedBreakerState {
         if let (Some(m), Some(state)) = (&metrics, state) {
             m.state(state);
         }
-        if let Some(data) = self.family.data_mut(id) {
-            data.metrics = metrics;
-        }
+        match metrics {
+            Some(m) => self.labelled.insert(id.index(), m),
+            None => self.labelled.remove(&id.index()),
+        };
     }
 
     /// Where callers count a rejection of the key in `slot`: its own series, or `other`.
@@ -689,11 +726,11 @@ impl KeyedBreakerState {
     fn metrics_of(&self, member: Member) -> &KeyMetrics {
         match member {
             Member::Overflow => &self.shared.metrics.overflow,
+            Member::Key(_) if self.labelled.is_empty() => &self.shared.metrics.other,
             Member::Key(id) => self
-                .family
-                .data(id)
-                .and_then(|d| d.metrics.as_deref())
-                .unwrap_or(&self.shared.metrics.other),
+                .labelled
+                .get(&id.index())
+                .map_or(&self.shared.metrics.other, |m| &**m),
         }
     }
 

@@ -10,9 +10,10 @@ use ractor_resilience_core::breaker::{BreakerState, CallOutcome, FamilySettings,
 
 use super::messages::{
     FamilyStatus, KeyCommand, KeyCommandError, KeyListing, KeyStatus, KeyedBreakerEvent,
-    KeyedBreakerMsg, KeyedPermit, KeyedRecord, Msg,
+    KeyedBreakerMsg, KeyedPermit, KeyedRecord, Msg, Target,
 };
 use super::queue::Wake;
+use super::ring::Packed;
 use super::shared::{FamilyShared, STOPPED};
 use crate::breaker::{BreakerUnavailable, DrainCause};
 use crate::metrics::BreakerCall;
@@ -193,28 +194,57 @@ impl KeyedBreakerHandle {
     /// (a few microseconds; backpressure instead of a growing mailbox), then sends the outcome
     /// as a message.
     pub fn record(&self, permit: KeyedPermit, outcome: CallOutcome, duration: Duration) {
-        let mut record = KeyedRecord {
+        let failure = outcome == CallOutcome::Failure;
+        let record = KeyedRecord {
             permit,
             outcome,
             duration,
         };
-        for spin in 0..=Self::FULL_QUEUE_SPINS {
-            match self.shared.push(record) {
-                Ok(wake) => {
-                    let _ = match wake {
-                        Wake::Nobody => Ok(()),
-                        Wake::Doorbell => self
-                            .actor
-                            .cast(KeyedBreakerMsg(Msg::Drain(DrainCause::Doorbell))),
-                        Wake::Tick => self.actor.cast(KeyedBreakerMsg(Msg::ScheduleDrain)),
-                    };
+        // A held key admitted from its snapshot: the fast lane, as four words.
+        if let Target::Key(id) = record.permit.target {
+            if !record.permit.is_probe() {
+                let packed = Packed::new(id, record.permit.from, outcome, duration);
+                if self.retry_full(|| self.shared.queue.push_fast(packed, failure).ok()) {
                     return;
                 }
-                Err(back) => record = back,
+                return self.send_record(record);
+            }
+        }
+        let urgent = failure || record.permit.is_probe();
+        let mut slot = Some(record);
+        let pushed = self.retry_full(|| {
+            let record = slot.take().expect("put back after each full attempt");
+            match self.shared.queue.push(record, urgent) {
+                Ok(wake) => Some(wake),
+                Err(back) => {
+                    slot = Some(back);
+                    None
+                }
+            }
+        });
+        if !pushed {
+            self.send_record(slot.expect("not pushed"));
+        }
+    }
+
+    /// Runs `push` until it gives a [`Wake`] (then wakes the actor as it says and answers
+    /// `true`), retrying a full queue up to [`FULL_QUEUE_SPINS`](Self::FULL_QUEUE_SPINS)
+    /// times after ringing for a drain; `false` if it stayed full.
+    fn retry_full(&self, mut push: impl FnMut() -> Option<Wake>) -> bool {
+        for spin in 0..=Self::FULL_QUEUE_SPINS {
+            if let Some(wake) = push() {
+                let _ = match wake {
+                    Wake::Nobody => Ok(()),
+                    Wake::Doorbell => self
+                        .actor
+                        .cast(KeyedBreakerMsg(Msg::Drain(DrainCause::Doorbell))),
+                    Wake::Tick => self.actor.cast(KeyedBreakerMsg(Msg::ScheduleDrain)),
+                };
+                return true;
             }
             if spin == 0 {
                 if self.shared.is_stopped() {
-                    break; // nobody will make room
+                    return false; // nobody will make room
                 }
                 if self.shared.queue.ring() {
                     let _ = self
@@ -224,7 +254,12 @@ impl KeyedBreakerHandle {
             }
             std::hint::spin_loop();
         }
-        // A stopped actor counts nothing any more: there is nowhere else to put it.
+        false
+    }
+
+    /// The fallback for a queue that stayed full: the outcome as a message (the actor drains
+    /// the queue first). A stopped actor counts nothing any more: there is nowhere else to put it.
+    fn send_record(&self, record: KeyedRecord) {
         let _ = self.actor.cast(KeyedBreakerMsg(Msg::Record(record)));
     }
 

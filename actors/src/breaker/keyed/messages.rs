@@ -80,6 +80,9 @@ pub(super) enum Target {
 pub struct KeyedPermit {
     pub(super) target: Target,
     pub(super) permit: Permit,
+    /// `Snapshot::to_bits` of the state that admitted the call (Closed or Disabled; unused for
+    /// probes): a held key's outcome travels as these bits in the queue's fast lane.
+    pub(super) from: u64,
 }
 
 impl KeyedPermit {

@@ -10,6 +10,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 
+use super::ring::{Packed, Ring};
 use crate::breaker::DrainCause;
 use crate::lazy_queue::LazyQueue;
 
@@ -24,9 +25,12 @@ pub(super) enum Wake {
     Tick,
 }
 
+/// Two lanes, one set of flags: the fast [`Ring`] of packed outcomes of held keys, and a general
+/// queue for the others (new keys, the overflow breaker, probes).
 #[derive(Debug)]
 pub(super) struct OutcomeQueue<T> {
     queue: LazyQueue<T>,
+    ring: Ring,
     /// A tick drain is scheduled (or about to be) and has not started yet.
     tick_pending: AtomicBool,
     /// A doorbell drain is in the mailbox and has not started yet.
@@ -34,9 +38,12 @@ pub(super) struct OutcomeQueue<T> {
 }
 
 impl<T> OutcomeQueue<T> {
+    /// A ring of `capacity` (rounded up to a power of two) and a general lane of at most
+    /// [`GENERAL_LANE`] slots.
     pub(super) fn new(capacity: usize) -> Self {
         OutcomeQueue {
-            queue: LazyQueue::new(capacity),
+            queue: LazyQueue::new(capacity.min(GENERAL_LANE)),
+            ring: Ring::new(capacity),
             tick_pending: AtomicBool::new(false),
             bell_pending: AtomicBool::new(false),
         }
@@ -46,6 +53,17 @@ impl<T> OutcomeQueue<T> {
     /// probes) ask for a drain at once.
     pub(super) fn push(&self, value: T, urgent: bool) -> Result<Wake, T> {
         self.queue.push(value)?;
+        Ok(self.wake(urgent))
+    }
+
+    /// [`push`](Self::push) into the fast lane.
+    pub(super) fn push_fast(&self, value: Packed, urgent: bool) -> Result<Wake, Packed> {
+        self.ring.push(value)?;
+        Ok(self.wake(urgent))
+    }
+
+    /// Who to wake after a push.
+    fn wake(&self, urgent: bool) -> Wake {
         fence(Ordering::SeqCst); // pairs with the fence in `begin_drain`
         let flag = if urgent {
             &self.bell_pending
@@ -54,9 +72,9 @@ impl<T> OutcomeQueue<T> {
         };
         // Read before swapping: under load the flag is set and the line stays shared.
         if flag.load(Ordering::Relaxed) || flag.swap(true, Ordering::AcqRel) {
-            return Ok(Wake::Nobody);
+            return Wake::Nobody;
         }
-        Ok(if urgent { Wake::Doorbell } else { Wake::Tick })
+        if urgent { Wake::Doorbell } else { Wake::Tick }
     }
 
     /// Clears the flag of the drain that starts, so that any outcome queued from now on
@@ -78,14 +96,29 @@ impl<T> OutcomeQueue<T> {
         self.queue.pop()
     }
 
-    pub(super) fn len(&self) -> usize {
-        self.queue.len()
+    pub(super) fn pop_fast(&self) -> Option<Packed> {
+        self.ring.pop()
     }
 
+    /// Outcomes queued in both lanes.
+    pub(super) fn len(&self) -> usize {
+        self.queue.len() + self.ring.len()
+    }
+
+    /// The general lane's capacity.
     pub(super) fn capacity(&self) -> usize {
         self.queue.capacity()
     }
+
+    /// The fast lane's capacity.
+    pub(super) fn fast_capacity(&self) -> usize {
+        self.ring.capacity()
+    }
 }
+
+/// The general lane's size: it takes the outcomes the fast lane cannot (new keys, the overflow
+/// breaker, probes), a small share of a family's traffic.
+const GENERAL_LANE: usize = 256;
 
 #[cfg(test)]
 mod tests {

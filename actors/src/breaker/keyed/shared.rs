@@ -11,12 +11,12 @@ use dashmap::DashMap;
 use metrics::Counter;
 use ractor::OutputPort;
 use ractor_resilience_core::breaker::{
-    BreakerState, CallOutcome, FamilySettings, KeyId, Permit, Rejected, Snapshot,
+    BreakerState, FamilySettings, KeyId, Permit, Rejected, Snapshot,
 };
 
 use super::key::KeyBuf;
 use super::messages::{KeyedBreakerEvent, KeyedPermit, KeyedRecord, Target};
-use super::queue::{OutcomeQueue, Wake};
+use super::queue::OutcomeQueue;
 use crate::clock;
 use crate::metrics::{BreakerCall, FamilyMetrics};
 
@@ -162,18 +162,20 @@ impl FamilyShared {
             return self
                 .decide(&entry.snapshot, until, Some(id.index()))
                 .map(|d| {
-                    d.map(|permit| KeyedPermit {
+                    d.map(|(permit, from)| KeyedPermit {
                         target: Target::Key(id),
                         permit,
+                        from,
                     })
                 });
         }
         if self.saturated.load(Ordering::Acquire) {
             let until = || Some(&self.overflow_until);
             return self.decide(&self.overflow, until, None).map(|d| {
-                d.map(|permit| KeyedPermit {
+                d.map(|(permit, from)| KeyedPermit {
                     target: Target::Overflow,
                     permit,
+                    from,
                 })
             });
         }
@@ -202,11 +204,11 @@ impl FamilyShared {
         word: &AtomicU64,
         open_until: impl FnOnce() -> Option<&'a AtomicU64>,
         slot: Option<u32>,
-    ) -> Option<Result<Permit, Rejected>> {
+    ) -> Option<Result<(Permit, u64), Rejected>> {
         let bits = word.load(Ordering::Acquire);
         let snap = Snapshot::from_bits(bits)?;
         if let Some(permit) = snap.admit() {
-            return Some(Ok(permit));
+            return Some(Ok((permit, bits)));
         }
         let rejected = match snap.state() {
             BreakerState::ForcedOpen => Rejected {
@@ -238,12 +240,6 @@ impl FamilyShared {
             }
         }
         Some(Err(rejected))
-    }
-
-    /// Queues an outcome; gives it back when the queue is full.
-    pub(super) fn push(&self, record: KeyedRecord) -> Result<Wake, KeyedRecord> {
-        let urgent = record.outcome == CallOutcome::Failure || record.permit.is_probe();
-        self.queue.push(record, urgent)
     }
 
     // ===== the actor =====
@@ -313,5 +309,6 @@ pub(super) fn fresh_permit(key: KeyBuf) -> KeyedPermit {
     KeyedPermit {
         target: Target::New(key),
         permit,
+        from: 0,
     }
 }
