@@ -22,6 +22,9 @@
 //! half-open timeout) fire from the actor's own timer, so state and metrics are right with no
 //! traffic.
 //!
+//! For a policy applied per key (a model, an endpoint, a tenant), one [`KeyedBreakerActor`]
+//! owns a whole family of breakers with the same discipline (see its module docs).
+//!
 //! Every transition updates the snapshot, the metrics (`resilience_circuit_breaker_*`), calls
 //! the `on_state_change` hook, is sent to every subscriber as a [`BreakerEvent`], and is logged.
 

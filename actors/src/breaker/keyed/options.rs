@@ -35,7 +35,8 @@ use std::time::Duration;
 pub struct KeyedBreakerOptions {
     /// Seeds every key's open-duration jitter (mixed with the key's slot).
     pub seed: u64,
-    /// Outcomes the lock-free queue holds before `record` falls back to a message (at least 1).
+    /// Outcomes the lock-free queue holds (rounded up to a power of two, at least 2) before
+    /// `record` waits for room and then falls back to a message.
     pub queue_capacity: usize,
     /// How long after the first queued outcome the queue is drained (failures drain at once).
     pub drain_interval: Duration,
@@ -52,8 +53,9 @@ pub struct KeyedBreakerOptions {
 
 impl KeyedBreakerOptions {
     /// The default queue capacity: a family's keys share one queue, so it is larger than a
-    /// single breaker's: about 0.4 ms of outcomes at 10 M/s, the most one caller thread records
-    /// (≈ 300 KiB of records, allocated by the first outcome).
+    /// single breaker's: about 0.4 ms of outcomes at 10 M/s, more than one caller thread
+    /// records (128 KiB of 32-byte records for held keys, plus a general lane of at most 256
+    /// records for new keys, probes and the overflow breaker; allocated by the first outcome).
     pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
     /// The default batching tick.
     pub const DEFAULT_DRAIN_INTERVAL: Duration = Duration::from_millis(1);

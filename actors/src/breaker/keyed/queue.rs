@@ -125,6 +125,7 @@ mod tests {
     use std::sync::Arc;
     use std::sync::mpsc;
     use std::thread;
+    use std::time::Duration;
 
     use super::*;
 
@@ -133,6 +134,63 @@ mod tests {
         /// The queue was full: the value travels in the message.
         Value,
         ProducerDone,
+    }
+
+    /// The same with both lanes: producers alternate between the fast ring and the general
+    /// lane, and the consumer drains both on each wake-up.
+    #[test]
+    fn no_record_is_stranded_in_either_lane() {
+        use super::super::ring::Packed;
+        use ractor_resilience_core::breaker::{CallOutcome, KeyId};
+        const PRODUCERS: usize = 4;
+        const EACH: usize = 20_000;
+        let queue = Arc::new(OutcomeQueue::<usize>::new(8));
+        let (tx, rx) = mpsc::channel();
+        for p in 0..PRODUCERS {
+            let (queue, tx) = (queue.clone(), tx.clone());
+            thread::spawn(move || {
+                for i in 0..EACH {
+                    let urgent = (i + p) % 7 == 0;
+                    let pushed = if i % 3 == 0 {
+                        queue.push(i, urgent).map_err(|_| ())
+                    } else {
+                        let id = KeyId::from_parts(p as u32, i as u32);
+                        let packed = Packed::new(id, 0, CallOutcome::Success, Duration::ZERO);
+                        queue.push_fast(packed, urgent).map_err(|_| ())
+                    };
+                    match pushed {
+                        Ok(Wake::Nobody) => {}
+                        Ok(Wake::Doorbell) => tx.send(Msg::Drain(DrainCause::Doorbell)).unwrap(),
+                        Ok(Wake::Tick) => tx.send(Msg::Drain(DrainCause::Tick)).unwrap(),
+                        Err(()) => tx.send(Msg::Value).unwrap(),
+                    }
+                }
+                tx.send(Msg::ProducerDone).unwrap();
+            });
+        }
+        drop(tx);
+        let (mut taken, mut done) = (0, 0);
+        for msg in rx {
+            match msg {
+                Msg::Drain(cause) => {
+                    queue.begin_drain(cause);
+                    while queue.pop().is_some() {
+                        taken += 1;
+                    }
+                    while queue.pop_fast().is_some() {
+                        taken += 1;
+                    }
+                }
+                Msg::Value => taken += 1,
+                Msg::ProducerDone => done += 1,
+            }
+        }
+        assert_eq!(done, PRODUCERS);
+        assert!(
+            queue.pop().is_none() && queue.pop_fast().is_none(),
+            "stranded"
+        );
+        assert_eq!(taken, PRODUCERS * EACH);
     }
 
     /// The flag protocol on real threads: once every wake-up has been handled, every value has
