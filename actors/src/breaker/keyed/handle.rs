@@ -26,7 +26,8 @@ use crate::reply::ReplyTo;
 ///   admits from its published snapshot, Open (before its period ends) and ForcedOpen reject
 ///   from it, a key not held admits as a fresh breaker would, all without a message; HalfOpen
 ///   (and an Open key whose period has just ended) asks the actor.
-/// - [`record`](Self::record) after it: never blocks, never drops the outcome.
+/// - [`record`](Self::record) after it: never awaits, never drops the outcome (a saturated
+///   actor makes it wait a few microseconds for room).
 ///
 /// **If the actor has stopped**, every admission is rejected as [`BreakerState::ForcedOpen`]
 /// with no `retry_after` (fail closed), and queries and commands return an error.
