@@ -519,9 +519,8 @@ impl Registry {
         }
     }
 
-    /// Keyed families: added ones are spawned, removed ones stopped. A family whose settings
-    /// changed keeps running on its old settings (its keys keep their state) and the change is
-    /// reported as not applied: families are not reconfigured in place yet.
+    /// Keyed families: added ones are spawned, removed ones stopped, changed ones reconfigured
+    /// in place (every key keeps its state). New metric label options wait for a restart.
     async fn reload_families<X>(&mut self, config: &ResolvedConfig<X>, report: &mut ReloadReport) {
         for name in gone(&self.keyed, &config.keyed_breakers) {
             if let Some((handle, _)) = self.keyed.remove(&name) {
@@ -533,15 +532,37 @@ impl Registry {
             match self.keyed.get(name) {
                 None => match self.spawn_family(name, family).await {
                     Ok(handle) => {
-                        self.keyed
-                            .insert(name.clone(), (handle, family.clone()));
+                        self.keyed.insert(name.clone(), (handle, family.clone()));
                         report.actions.push(format!("breakers.{name}: spawned"));
                     }
                     Err(e) => report.failures.push(format!("breakers.{name}: {e}")),
                 },
-                Some((_, current)) if current != family => report.failures.push(format!(
-                    "breakers.{name}: a keyed family is not reconfigured in place yet; it keeps its settings (and its keys their state) until a restart"
-                )),
+                Some((handle, current)) if current != family => {
+                    if (&current.metric_keys, current.metric_top_keys)
+                        != (&family.metric_keys, family.metric_top_keys)
+                    {
+                        report.failures.push(format!(
+                            "breakers.{name}: metric_keys and metric_top_keys apply on a restart (the series already registered stay)"
+                        ));
+                    }
+                    if current.family != family.family {
+                        match handle.reconfigure(family.family.clone()).await {
+                            Ok(0) => report.actions.push(format!(
+                                "breakers.{name}: reconfigured in place (every key keeps its state and window)"
+                            )),
+                            Ok(n) => report.actions.push(format!(
+                                "breakers.{name}: reconfigured in place (every key keeps its state; {n} windows changed shape and start empty)"
+                            )),
+                            Err(e) => {
+                                report.failures.push(format!("breakers.{name}: {e}"));
+                                continue;
+                            }
+                        }
+                    }
+                    if let Some((_, kept)) = self.keyed.get_mut(name) {
+                        kept.family = family.family.clone();
+                    }
+                }
                 Some(_) => {}
             }
         }

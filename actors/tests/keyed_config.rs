@@ -1,7 +1,7 @@
 //! Keyed breaker families from a configuration file: `[breakers.NAME] keyed = true` makes a
 //! family (the section's breaker keys are the per-key policy), `[agents.NAME] key_breaker`
 //! names one, every mistake names its field and line, the registry spawns each family once and
-//! the agents it builds admit each task by its key; a reload keeps the family running.
+//! the agents it builds admit each task by its key; a reload reconfigures every key in place.
 
 mod support;
 
@@ -183,20 +183,36 @@ async fn the_registry_spawns_the_family_once_and_its_agents_admit_by_key() {
     ));
     assert_eq!(writer.call(Ask("model-a", false)).await.unwrap(), "model-a");
 
-    // A reload that changes the family's policy keeps it running, its keys' state too, and
-    // says the change waits for a restart.
+    // A reload that changes the family's policy reconfigures every key in place: model-b
+    // stays open, and the new max_failures applies to model-c's failures.
     let changed = ResolvedConfig::from_toml_str(
-        &FILE.replace("max_failures = 2", "max_failures = 5"),
+        &FILE.replace("max_failures = 2", "max_failures = 3"),
         "keyed.toml",
     )
     .unwrap();
     let report = registry.reconfigure(&changed).await.unwrap();
-    assert_eq!(report.failures.len(), 1, "{report:?}");
-    assert!(
-        report.failures[0]
-            .starts_with("breakers.models: a keyed family is not reconfigured in place yet")
+    assert_eq!(
+        report.actions,
+        ["breakers.models: reconfigured in place (every key keeps its state and window)"],
+        "{report:?}"
     );
+    assert!(report.failures.is_empty(), "{report:?}");
     assert_eq!(family.state("model-b"), BreakerState::Open);
+    assert_eq!(family.settings().breaker().max_failures(), Some(3));
+    for _ in 0..2 {
+        assert!(writer.call(Ask("model-c", true)).await.is_err());
+    }
+    settle().await;
+    tokio::time::sleep(ms(5)).await;
+    assert_eq!(
+        family.state("model-c"),
+        BreakerState::Closed,
+        "two failures: under the new 3"
+    );
+    assert!(writer.call(Ask("model-c", true)).await.is_err());
+    settle().await;
+    tokio::time::sleep(ms(5)).await;
+    assert_eq!(family.state("model-c"), BreakerState::Open);
     writer.stop();
     registry.stop();
 }

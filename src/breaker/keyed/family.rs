@@ -173,6 +173,44 @@ impl<T> BreakerFamily<T> {
 
     // ===== queries =====
 
+    /// Applies new settings at `now`, keeping every key and its state: each key's breaker (and
+    /// the overflow breaker) is reconfigured in place ([`CircuitBreaker::reconfigure`]: state,
+    /// generation and, when the window's shape is unchanged, window kept). A lower `max_keys`
+    /// takes effect as keys leave (nothing is evicted to make it hold at once); a new
+    /// `idle_evict_after` applies from the next sweep. Returns how many windows had to start
+    /// empty (the window changed shape).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ractor_resilience_core::breaker::{BreakerFamily, BreakerSettings, FamilySettings, Insert};
+    ///
+    /// let now = Instant::now();
+    /// let mut family = BreakerFamily::new(FamilySettings::new(BreakerSettings::default()), 0);
+    /// let Insert::Inserted { id, .. } = family.insert("gpt-4o", now) else { unreachable!() };
+    /// let stricter = BreakerSettings::builder().with_max_failures(1).build().unwrap();
+    /// assert_eq!(family.reconfigure(FamilySettings::new(stricter), now), 0);
+    /// assert!(family.contains(id), "the key is kept");
+    /// assert_eq!(family.settings().breaker().max_failures(), Some(1));
+    /// ```
+    pub fn reconfigure(&mut self, settings: FamilySettings, now: Instant) -> usize {
+        let mut windows_reset = 0;
+        let breakers = self
+            .slots
+            .iter_mut()
+            .filter_map(|slot| slot.entry.as_mut().map(|e| &mut e.breaker))
+            .chain(std::iter::once(&mut self.overflow));
+        for breaker in breakers {
+            if !breaker
+                .reconfigure(settings.breaker().clone(), now)
+                .window_kept
+            {
+                windows_reset += 1;
+            }
+        }
+        self.settings = settings;
+        windows_reset
+    }
+
     /// The settings.
     pub fn settings(&self) -> &FamilySettings {
         &self.settings

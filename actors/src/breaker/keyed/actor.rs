@@ -240,6 +240,19 @@ impl Actor for KeyedBreakerActor {
                 state.catch_up(&myself);
                 reply.send(state.status());
             }
+            Msg::Reconfigure { settings, reply } => {
+                // Outcomes queued under the old settings are applied under them first.
+                state.catch_up(&myself);
+                let settings = *settings;
+                let reset = state.family.reconfigure(settings.clone(), clock::now());
+                *state
+                    .shared
+                    .settings
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner()) = settings;
+                tracing::info!(breaker = %state.shared.name, keys = state.family.len(), windows_reset = reset, "keyed circuit breaker reconfigured; every key keeps its state");
+                reply.send(reset);
+            }
         }
         state.arm_deadline(&myself);
         Ok(())

@@ -88,9 +88,30 @@ impl KeyedBreakerHandle {
         &self.shared.name
     }
 
-    /// The settings the family was spawned with.
-    pub fn settings(&self) -> &FamilySettings {
-        &self.shared.settings
+    /// The settings in force: those it was spawned with, or the last
+    /// [`reconfigure`](Self::reconfigure)d ones.
+    pub fn settings(&self) -> FamilySettings {
+        self.shared
+            .settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Applies new settings to every key in place (hot reload): each key keeps its state,
+    /// generation and (same shape) window ([`BreakerFamily::reconfigure`]). Returns how many
+    /// windows had to start empty.
+    ///
+    /// [`BreakerFamily::reconfigure`]: ractor_resilience_core::breaker::BreakerFamily::reconfigure
+    ///
+    /// # Errors
+    /// [`BreakerUnavailable`] if the actor is not running.
+    pub async fn reconfigure(&self, settings: FamilySettings) -> Result<usize, BreakerUnavailable> {
+        self.ask(|reply| Msg::Reconfigure {
+            settings: Box::new(settings),
+            reply,
+        })
+        .await
     }
 
     /// The actor, e.g. to link or monitor it.

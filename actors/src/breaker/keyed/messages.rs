@@ -55,6 +55,12 @@ pub(super) enum Msg {
     },
     /// The family's status.
     Status(ReplyTo<FamilyStatus>),
+    /// New settings for every key, applied in place (hot reload); answers how many windows
+    /// started empty.
+    Reconfigure {
+        settings: Box<ractor_resilience_core::breaker::FamilySettings>,
+        reply: ReplyTo<usize>,
+    },
 }
 
 /// Which breaker of the family a permit came from.

@@ -84,7 +84,8 @@ impl OpenUntil {
 
 pub(super) struct FamilyShared {
     pub(super) name: Arc<str>,
-    pub(super) settings: FamilySettings,
+    /// The settings in force (only the actor writes them, when it is reconfigured).
+    pub(super) settings: std::sync::RwLock<FamilySettings>,
     /// Every held key's id and snapshot. Written by the actor only (insert on creation, remove
     /// on eviction before the slot is reused, the snapshot on transitions).
     pub(super) keys: DashMap<KeyBuf, Published, KeyHasher>,
@@ -137,7 +138,7 @@ impl FamilyShared {
             events: OnceLock::new(),
             metrics,
             name,
-            settings,
+            settings: std::sync::RwLock::new(settings),
         }
     }
 
