@@ -3,7 +3,8 @@
 //! `llm` forced open on every node within 1 s; a fourth node started afterwards comes up
 //! forced open (snapshot pushed to it when it joins); `reset --cluster`, sent through another
 //! node, undoes it everywhere; a frozen node (SIGSTOP) is named as not acknowledging (exit 2)
-//! and, once resumed, converges by the periodic re-push.
+//! and, once resumed, converges; a node joined to n2 only (unknown to n1) gets the command
+//! from the periodic re-push.
 #![cfg(feature = "cluster")]
 
 mod cluster_common;
@@ -217,6 +218,11 @@ fn force_open_reaches_every_node_and_late_joiners_reset_undoes_it() {
         Duration::from_secs(1),
     );
 
+    // A node outside the mesh (joined to n2 only: n1 does not know it) gets what n1 sends from
+    // n2's periodic re-push.
+    let n5 = start_node("n5", CLUSTER, &cookie, &["--join", &a2]);
+    wait_mesh(&[("n2", &n2), ("n5", &n5)], Duration::from_secs(10));
+
     // A frozen node does not acknowledge: named, exit 2; the others are disabled.
     signal(&n3, "-STOP");
     let (code, out, err) = cli(
@@ -232,6 +238,7 @@ fn force_open_reaches_every_node_and_late_joiners_reset_undoes_it() {
         !err.contains("n1") && !err.contains("n2") && !err.contains("n4"),
         "{err}"
     );
+    assert!(!out.contains("n5"), "n1 has no session with n5: {out}");
     // n1's probes find the frozen node: its node breaker is open in n1's /health.
     let h = wait_health(n1.control, Duration::from_secs(3), |h| {
         listed(h, "open_breakers", "node:n3")
@@ -241,6 +248,8 @@ fn force_open_reaches_every_node_and_late_joiners_reset_undoes_it() {
     // Resumed, it converges (it got the command late, or the next re-push).
     signal(&n3, "-CONT");
     wait_state(&[&n3], "llm", "disabled", Duration::from_secs(5));
+    let relayed = wait_state(&[&n5], "llm", "disabled", Duration::from_secs(5));
+    eprintln!("n5 (joined to n2 only): disabled by the re-push, seen after {relayed:?}");
 
     // A killed node is listed down in the others' /health.
     let mut n4 = n4;
@@ -258,7 +267,7 @@ fn force_open_reaches_every_node_and_late_joiners_reset_undoes_it() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("unknown breaker"), "{err}");
 
-    drop((n1, n2, n3, n4));
+    drop((n1, n2, n3, n4, n5));
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "took {:?}",
