@@ -128,6 +128,12 @@ async fn a_slow_replica_is_a_timeout_not_a_lost_node() {
         BreakerState::Open,
         "the 4 timeouts count against the replica: {status:?}"
     );
+    // A node's /health lists the open replica breaker, not the (closed) node breaker.
+    let mut h = agent_system::exporter::health(&[]);
+    agent_system::exporter::cluster_health(&mut h, &caller);
+    assert_eq!(h.open_breakers, vec!["work@s1".to_owned()], "{h:?}");
+    assert!(h.nodes_down.is_empty(), "{h:?}");
+    assert_eq!(h.status, "degraded");
     agent.stop();
     caller.stop();
     drop(node);
