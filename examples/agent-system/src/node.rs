@@ -14,20 +14,21 @@
 //!
 //! The node runs the breakers of its configuration (`--config`, else the embedded default), and
 //! a [`BreakerControl`](ractor_resilience::cluster::BreakerControl) that applies cluster-wide
-//! commands to them and hands the current forced states to nodes that join later. The cookie comes from `--cookie-file` or `RESILIENCE_CLUSTER_COOKIE`, never
-//! from the command line (it would show in `ps`). `--listen` must be a loopback address unless
+//! commands to them and hands the current forced states to nodes that join later.
+//!
+//! The cookie comes from `--cookie-file` or `RESILIENCE_CLUSTER_COOKIE`, never from the command
+//! line (it would show in `ps`). `--listen` must be a loopback address unless
 //! `--allow-non-loopback` is given (the transport is plain TCP with a cookie handshake). The
 //! node exits on Ctrl-C / SIGTERM, or after `--lifetime`.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use ractor_resilience::agent::{Agent, AgentBuilder, ErrorClass};
-use std::sync::Arc;
-
 use ractor_resilience::cluster::{self, BreakerControl, ClusterNode, NodeOptions};
 use ractor_resilience::core::backoff::RetryPolicy;
 use ractor_resilience::task::TaskContext;
@@ -54,7 +55,7 @@ pub struct NodeArgs {
     /// A file holding the cookie (else the `RESILIENCE_CLUSTER_COOKIE` environment variable).
     #[arg(long, value_name = "FILE")]
     pub cookie_file: Option<PathBuf>,
-    /// Allow `--listen` on a non-loopback address.
+    /// Allow `--listen` and `--control-addr` on non-loopback addresses.
     #[arg(long)]
     pub allow_non_loopback: bool,
     /// The served `work` agent's workers.

@@ -28,6 +28,17 @@ fn a_non_loopback_listen_address_needs_the_flag() {
 }
 
 #[test]
+fn a_non_loopback_control_address_needs_the_flag() {
+    let (status, stderr) = run_to_exit(
+        &["node", "--control-addr", "0.0.0.0:0", "--lifetime", "1s"],
+        &[(COOKIE_ENV, "c")],
+        Duration::from_secs(20),
+    );
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--allow-non-loopback"), "{stderr}");
+}
+
+#[test]
 fn a_node_without_a_cookie_does_not_start() {
     let (status, stderr) = run_to_exit(&["node", "--lifetime", "1s"], &[], Duration::from_secs(20));
     assert_eq!(status.code(), Some(2), "{stderr}");
