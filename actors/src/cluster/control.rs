@@ -290,7 +290,15 @@ impl Shared {
     }
 }
 
-/// This node's breaker control (see the [module docs](self)). Stops its actor when
+/// This node's breaker control: an actor in the process group [`CONTROL_GROUP`] of scope
+/// [`control_scope`]`(cluster)`, applying cluster-wide commands to this node's breakers.
+///
+/// [`command`](Self::command) stamps a command with (epoch, this node) — the epoch is
+/// wall-clock milliseconds, never below the highest epoch seen plus one — and calls every
+/// member of the group, this one included. Each node keeps the latest command per breaker it
+/// has (last writer wins on (epoch, node)) and applies a newer one; the whole table is cast to
+/// every node whose control joins the group, and to all of them every `resync_every`, so late
+/// joiners and restarted nodes converge through the same merge. Stops its actor when
 /// [`stop`](Self::stop)ped; the re-push task ends when dropped.
 pub struct BreakerControl {
     actor: ActorRef<ControlMsg>,

@@ -13,7 +13,7 @@
 //! `agent-system breaker force-open|reset|disable NAME --cluster --addr CONTROL` sends).
 //!
 //! The node runs the breakers of its configuration (`--config`, else the embedded default), and
-//! a [`BreakerControl`](ractor_resilience::cluster::BreakerControl) that applies cluster-wide
+//! a [`BreakerControl`] that applies cluster-wide
 //! commands to them and hands the current forced states to nodes that join later.
 //!
 //! The cookie comes from `--cookie-file` or `RESILIENCE_CLUSTER_COOKIE`, never from the command
