@@ -21,6 +21,8 @@
 //! - [`Remote`]: the calling side, an [`Agent`](crate::agent::Agent) whose attempts go to
 //!   replicas; spawn it with the ordinary [`AgentBuilder`](crate::agent::AgentBuilder), so the
 //!   caller's admission, timeout, retry and agent breaker apply unchanged.
+//! - [`BreakerControl`]: cluster-wide breaker commands (force open, reset, disable) with
+//!   last-writer-wins and a snapshot pushed to nodes that join.
 //! - [`Frame`]: the versioned payload codec; decoding never panics.
 //!
 //! A node lost with calls in flight fails them at once as [`RemoteError::NodeLost`]:
@@ -30,6 +32,7 @@
 //! Never model several nodes as several `NodeServer`s in one process (ractor's pid and process
 //! group registries are process-global): one [`ClusterNode`] per process.
 
+mod control;
 mod frame;
 mod ingress;
 mod node;
@@ -38,6 +41,10 @@ mod remote;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use control::{
+    BreakerCommand, BreakerControl, BreakerOp, CONTROL_GROUP, CommandAck, CommandReport,
+    ControlMsg, control_scope,
+};
 pub use frame::{Answer, FRAME_VERSION, Frame, FrameError, FrameKind, MAX_BODY, RemoteCall};
 pub use ingress::{Ingress, IngressMsg, IngressState, group_name, serve};
 pub use node::{ClusterNode, ClusterNodeError, NodeOptions, NodeView};

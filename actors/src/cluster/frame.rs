@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  byte 0   version (FRAME_VERSION)
-//!  byte 1   kind (Call, Answer, Ping, Pong)
+//!  byte 1   kind (Call, Answer, Ping, Pong, Command, Ack, Snapshot)
 //!  2..      postcard body (serde), at most MAX_BODY bytes
 //! ```
 //!
@@ -37,6 +37,13 @@ pub enum FrameKind {
     Ping = 3,
     /// The probe's answer: the serving node's name.
     Pong = 4,
+    /// A cluster-wide breaker command ([`BreakerCommand`](super::BreakerCommand)).
+    Command = 5,
+    /// A node's answer to a command ([`CommandAck`](super::CommandAck)).
+    Ack = 6,
+    /// A node's latest command per breaker, pushed to nodes that join
+    /// (`Vec<`[`BreakerCommand`](super::BreakerCommand)`>`).
+    Snapshot = 7,
 }
 
 impl FrameKind {
@@ -46,6 +53,9 @@ impl FrameKind {
             2 => Some(FrameKind::Answer),
             3 => Some(FrameKind::Ping),
             4 => Some(FrameKind::Pong),
+            5 => Some(FrameKind::Command),
+            6 => Some(FrameKind::Ack),
+            7 => Some(FrameKind::Snapshot),
             _ => None,
         }
     }

@@ -212,6 +212,23 @@ impl Membership {
             .clone()
     }
 
+    /// The names of the nodes with a live session, and of those seen before whose session is
+    /// gone (sorted, no duplicates).
+    pub(crate) fn node_names(&self) -> (Vec<Arc<str>>, Vec<Arc<str>>) {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        let mut live: Vec<Arc<str>> = table.sessions.values().map(|s| s.name.clone()).collect();
+        live.sort();
+        live.dedup();
+        let mut down: Vec<Arc<str>> = table
+            .breakers
+            .keys()
+            .filter(|name| live.binary_search(name).is_err())
+            .cloned()
+            .collect();
+        down.sort();
+        (live, down)
+    }
+
     /// Whether a session with the node found at seed `addr` is up.
     fn seed_connected(&self, addr: SocketAddr) -> bool {
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
@@ -431,6 +448,19 @@ impl ClusterNode {
     /// The replica breaker of agent `agent` on node `node`, once an attempt has used it.
     pub fn replica_breaker(&self, agent: &str, node: &str) -> Option<BreakerHandle> {
         self.membership.replica_breaker(agent, node)
+    }
+
+    /// Every replica breaker made so far (named `agent@node`), sorted by name.
+    pub fn replica_breakers(&self) -> Vec<BreakerHandle> {
+        let table = self
+            .membership
+            .table
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<BreakerHandle> = table.replicas.values().cloned().collect();
+        drop(table);
+        all.sort_by(|a, b| a.name().cmp(b.name()));
+        all
     }
 
     /// Every node seen so far, by name, with its session and breaker state.

@@ -81,6 +81,12 @@ pub struct NamedControlArgs {
     /// Where the running system serves.
     #[command(flatten)]
     pub target: ControlArgs,
+    /// Every live node of the cluster (feature `cluster`): `--addr` is one node's control
+    /// address (`control=` in its banner), which sends the command to the others. Exits 2
+    /// naming the live nodes that did not acknowledge.
+    #[cfg(feature = "cluster")]
+    #[arg(long)]
+    pub cluster: bool,
 }
 
 /// The flags of `run`.

@@ -126,6 +126,8 @@ pub fn run(
         let control = crate::control::Control {
             breakers: system.breakers.clone(),
             reload: Some(reloads.clone()),
+            #[cfg(feature = "cluster")]
+            cluster: None,
         };
         let bound = match exporter::serve(addr, allow, metrics, control).await {
             Ok(bound) => bound,
@@ -354,6 +356,18 @@ impl Signals {
     }
 }
 
+/// Whether a breaker command has `--cluster`.
+#[cfg(feature = "cluster")]
+fn cluster_wide(command: &crate::cli::BreakerCommand) -> bool {
+    use crate::cli::BreakerCommand;
+    match command {
+        BreakerCommand::List(_) => false,
+        BreakerCommand::ForceOpen(n) | BreakerCommand::Reset(n) | BreakerCommand::Disable(n) => {
+            n.cluster
+        }
+    }
+}
+
 /// `agent-system breaker list|force-open|reset|disable`: one request to a running system's
 /// control endpoints. Exit 0 on success; 2 with a message naming what went wrong (an unknown
 /// breaker, nothing listening, a configuration that does not load).
@@ -377,6 +391,32 @@ pub fn breaker(
             None => return Ok(2),
         },
     };
+    #[cfg(feature = "cluster")]
+    if let (Some((name, action)), true) = (request, cluster_wide(command)) {
+        let answer =
+            crate::control::request(addr, "POST", &format!("/cluster/breakers/{name}/{action}"));
+        return match answer {
+            Ok(answer) => {
+                let (lines, all) = crate::control::format_cluster(&answer);
+                write!(out, "{lines}")?;
+                if all {
+                    Ok(0)
+                } else {
+                    let missing = crate::control::missing_nodes(&answer);
+                    writeln!(
+                        err,
+                        "agent-system breaker: no acknowledgement from live node(s): {}",
+                        missing.join(", ")
+                    )?;
+                    Ok(2)
+                }
+            }
+            Err(e) => {
+                writeln!(err, "agent-system breaker: {e}")?;
+                Ok(2)
+            }
+        };
+    }
     let answer = match request {
         None => crate::control::request(addr, "GET", "/breakers"),
         Some((name, action)) => {

@@ -25,6 +25,53 @@ pub struct Control {
     pub breakers: crate::system::BreakerView,
     /// Where `POST /reload` goes; `None`: reload is not available.
     pub reload: Option<crate::reload::ReloadSender>,
+    /// This node's breaker control (`POST /cluster/breakers/{name}/{action}`); `None`: not a
+    /// cluster node.
+    #[cfg(feature = "cluster")]
+    pub cluster: Option<ClusterControl>,
+}
+
+/// A cluster node's side of the control endpoints.
+#[cfg(feature = "cluster")]
+#[derive(Debug, Clone)]
+pub struct ClusterControl {
+    /// The node.
+    pub node: std::sync::Arc<ractor_resilience::cluster::ClusterNode>,
+    /// Its breaker control.
+    pub breakers: std::sync::Arc<ractor_resilience::cluster::BreakerControl>,
+}
+
+/// `GET /cluster/nodes` (cluster nodes): this node's name, every node it has seen (session up
+/// or not, node breaker state, whether its breaker control is reachable from here) and the
+/// latest cluster-wide command per breaker.
+#[cfg(feature = "cluster")]
+pub fn cluster_nodes(control: &Control) -> (StatusCode, Json<Value>) {
+    let Some(cluster) = &control.cluster else {
+        let error = "this server is not a cluster node";
+        return (StatusCode::CONFLICT, Json(json!({ "error": error })));
+    };
+    let members = cluster.breakers.members();
+    let nodes: Vec<Value> = cluster
+        .node
+        .nodes()
+        .into_iter()
+        .map(|n| {
+            json!({
+                "name": n.name,
+                "connected": n.connected,
+                "node_breaker": n.breaker.to_string(),
+                "control": members.contains(&n.name),
+            })
+        })
+        .collect();
+    (
+        StatusCode::OK,
+        Json(json!({
+            "node": cluster.node.name(),
+            "nodes": nodes,
+            "commands": cluster.breakers.commands(),
+        })),
+    )
 }
 
 impl Control {
@@ -39,6 +86,8 @@ impl From<Vec<BreakerHandle>> for Control {
         Control {
             breakers: breakers.into(),
             reload: None,
+            #[cfg(feature = "cluster")]
+            cluster: None,
         }
     }
 }
@@ -208,6 +257,102 @@ pub async fn act(
         StatusCode::OK,
         Json(json!({ "breaker": name, "action": action, "state": state })),
     )
+}
+
+/// How long `POST /cluster/breakers/…` waits for each node's answer.
+#[cfg(feature = "cluster")]
+pub const CLUSTER_ACK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `POST /cluster/breakers/{name}/{action}` (cluster nodes): the command goes to every live
+/// node of the cluster through this node's breaker control. 200 with what each node answered
+/// and the live nodes that did not (`missing`), whether or not all answered: the CLI decides
+/// its exit status from `missing`. 404 for an unknown action or a breaker this node does not
+/// have; 409 on a node without breaker control.
+#[cfg(feature = "cluster")]
+pub async fn act_cluster(
+    control: &Control,
+    name: &str,
+    action: &str,
+    peer: Peer,
+) -> (StatusCode, Json<Value>) {
+    let Some(cluster) = &control.cluster else {
+        let error = "this server is not a cluster node";
+        return (StatusCode::CONFLICT, Json(json!({ "error": error })));
+    };
+    let Some(op) = ractor_resilience::cluster::BreakerOp::parse(action) else {
+        let error = format!("unknown action `{action}`; one of: {}", ACTIONS.join(", "));
+        return (StatusCode::NOT_FOUND, Json(json!({ "error": error })));
+    };
+    let breakers = control.breakers.get();
+    if !breakers.contains_key(name) {
+        let known: Vec<&str> = breakers.keys().map(String::as_str).collect();
+        let error = format!("unknown breaker `{name}`; known: {}", known.join(", "));
+        return (StatusCode::NOT_FOUND, Json(json!({ "error": error })));
+    }
+    tracing::warn!(breaker = name, action, peer = %peer.0, "cluster-wide operator action requested");
+    match cluster
+        .breakers
+        .command(name, op, CLUSTER_ACK_TIMEOUT)
+        .await
+    {
+        Ok(report) => {
+            let mut body = json!(report);
+            body["breaker"] = json!(name);
+            body["action"] = json!(action);
+            (StatusCode::OK, Json(body))
+        }
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "error": e.to_string() })),
+        ),
+    }
+}
+
+/// The `breaker … --cluster` lines for a [`act_cluster`] answer, and whether every live node
+/// acknowledged.
+pub fn format_cluster(answer: &Value) -> (String, bool) {
+    let mut out = String::new();
+    let breaker = answer["breaker"].as_str().unwrap_or("?");
+    let action = answer["action"].as_str().unwrap_or("?");
+    for ack in answer["acks"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{:<16} breaker `{breaker}`: {action} -> {}{}\n",
+            ack["node"].as_str().unwrap_or("?"),
+            ack["state"].as_str().unwrap_or("?"),
+            if ack["applied"].as_bool() == Some(true) {
+                ""
+            } else {
+                " (not applied)"
+            },
+        ));
+    }
+    let names = |key: &str| -> Vec<String> {
+        answer[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect()
+    };
+    let down = names("down");
+    if !down.is_empty() {
+        out.push_str(&format!(
+            "down (not live; they get it when they join again): {}\n",
+            down.join(", ")
+        ));
+    }
+    let missing = names("missing");
+    (out, missing.is_empty() && answer["acks"].is_array())
+}
+
+/// The live nodes of a [`act_cluster`] answer that did not acknowledge.
+pub fn missing_nodes(answer: &Value) -> Vec<String> {
+    answer["missing"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Why a `breaker` command failed (exit status 2).

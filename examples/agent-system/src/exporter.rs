@@ -63,6 +63,9 @@ pub struct Health {
     /// Keys of keyed families open beyond those listed.
     #[serde(skip_serializing_if = "is_zero")]
     pub open_keys_not_listed: usize,
+    /// On a cluster node: the nodes seen before whose session is down.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes_down: Vec<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -126,6 +129,7 @@ pub fn health(breakers: &[BreakerHandle]) -> Health {
         },
         open_breakers,
         open_keys_not_listed: 0,
+        nodes_down: Vec::new(),
     }
 }
 
@@ -182,13 +186,46 @@ async fn metrics_page(State(s): State<Served>) -> impl IntoResponse {
 
 async fn health_page(State(s): State<Served>) -> impl IntoResponse {
     let families: Vec<_> = s.control.breakers.families().into_values().collect();
-    let h = health_with_families(&s.control.breakers(), &families).await;
+    #[allow(unused_mut)]
+    let mut h = health_with_families(&s.control.breakers(), &families).await;
+    #[cfg(feature = "cluster")]
+    if let Some(cluster) = &s.control.cluster {
+        cluster_health(&mut h, &cluster.node);
+    }
     let code = if h.status == "ok" {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, axum::Json(h))
+}
+
+/// A cluster node's `/health` also lists the nodes whose session is down, and its open node
+/// breakers (`node:NAME`) and replica breakers (`AGENT@NODE`); any of them makes it degraded.
+#[cfg(feature = "cluster")]
+pub fn cluster_health(h: &mut Health, node: &ractor_resilience::cluster::ClusterNode) {
+    let open = |s: BreakerState| {
+        matches!(
+            s,
+            BreakerState::Open | BreakerState::HalfOpen | BreakerState::ForcedOpen
+        )
+    };
+    for n in node.nodes() {
+        if !n.connected {
+            h.nodes_down.push(n.name.clone());
+        }
+        if open(n.breaker) {
+            h.open_breakers.push(format!("node:{}", n.name));
+        }
+    }
+    for replica in node.replica_breakers() {
+        if open(replica.state()) {
+            h.open_breakers.push(replica.name().to_owned());
+        }
+    }
+    if !h.open_breakers.is_empty() || !h.nodes_down.is_empty() {
+        h.status = "degraded";
+    }
 }
 
 async fn breakers_page(State(s): State<Served>) -> impl IntoResponse {
@@ -201,6 +238,20 @@ async fn breaker_action(
     axum::Extension(peer): axum::Extension<crate::control::Peer>,
 ) -> impl IntoResponse {
     crate::control::act(&s.control.breakers(), &name, &action, peer).await
+}
+
+#[cfg(feature = "cluster")]
+async fn cluster_nodes_page(State(s): State<Served>) -> impl IntoResponse {
+    crate::control::cluster_nodes(&s.control)
+}
+
+#[cfg(feature = "cluster")]
+async fn cluster_breaker_action(
+    State(s): State<Served>,
+    Path((name, action)): Path<(String, String)>,
+    axum::Extension(peer): axum::Extension<crate::control::Peer>,
+) -> impl IntoResponse {
+    crate::control::act_cluster(&s.control, &name, &action, peer).await
 }
 
 async fn reload_page(
@@ -314,14 +365,21 @@ pub async fn serve_with(
         .route("/health", get(health_page))
         .route("/breakers", get(breakers_page))
         .route("/breakers/{name}/{action}", post(breaker_action))
-        .route("/reload", post(reload_page))
-        .with_state(Served {
-            metrics: Arc::new(Renderer {
-                handle: metrics.clone(),
-                latest: tokio::sync::Mutex::new(None),
-            }),
-            control: control.into(),
-        });
+        .route("/reload", post(reload_page));
+    #[cfg(feature = "cluster")]
+    let app = app
+        .route(
+            "/cluster/breakers/{name}/{action}",
+            post(cluster_breaker_action),
+        )
+        .route("/cluster/nodes", get(cluster_nodes_page));
+    let app = app.with_state(Served {
+        metrics: Arc::new(Renderer {
+            handle: metrics.clone(),
+            latest: tokio::sync::Mutex::new(None),
+        }),
+        control: control.into(),
+    });
     // Held by a task of the calling runtime: dropped (and the server stopped) when it shuts down.
     let (alive, caller_gone) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {

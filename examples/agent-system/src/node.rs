@@ -6,20 +6,30 @@
 //! RESILIENCE_CLUSTER_COOKIE=… agent-system node --listen 127.0.0.1:0 --node-name n2 --join 127.0.0.1:PORT1
 //! ```
 //!
-//! The first stdout line is the banner, `NODE name=N addr=IP:PORT pid=P`, with the real address
-//! (port 0 allowed). The cookie comes from `--cookie-file` or `RESILIENCE_CLUSTER_COOKIE`, never
-//! from the command line (it would show in `ps`). `--listen` must be a loopback address unless
+//! The first stdout line is the banner, `NODE name=N addr=IP:PORT pid=P control=IP:PORT`, with
+//! the real addresses (port 0 allowed): `addr` for other nodes, `control` for the loopback HTTP
+//! server of this node (`/metrics`, `/health`, `GET /breakers`, `POST /breakers/{name}/{action}`
+//! for this node only, and `POST /cluster/breakers/{name}/{action}` for every live node: what
+//! `agent-system breaker force-open|reset|disable NAME --cluster --addr CONTROL` sends).
+//!
+//! The node runs the breakers of its configuration (`--config`, else the embedded default), and
+//! a [`BreakerControl`] that applies cluster-wide
+//! commands to them and hands the current forced states to nodes that join later.
+//!
+//! The cookie comes from `--cookie-file` or `RESILIENCE_CLUSTER_COOKIE`, never from the command
+//! line (it would show in `ps`). `--listen` must be a loopback address unless
 //! `--allow-non-loopback` is given (the transport is plain TCP with a cookie handshake). The
 //! node exits on Ctrl-C / SIGTERM, or after `--lifetime`.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use ractor_resilience::agent::{Agent, AgentBuilder, ErrorClass};
-use ractor_resilience::cluster::{self, ClusterNode, NodeOptions};
+use ractor_resilience::cluster::{self, BreakerControl, ClusterNode, NodeOptions};
 use ractor_resilience::core::backoff::RetryPolicy;
 use ractor_resilience::task::TaskContext;
 use serde::{Deserialize, Serialize};
@@ -45,12 +55,19 @@ pub struct NodeArgs {
     /// A file holding the cookie (else the `RESILIENCE_CLUSTER_COOKIE` environment variable).
     #[arg(long, value_name = "FILE")]
     pub cookie_file: Option<PathBuf>,
-    /// Allow `--listen` on a non-loopback address.
+    /// Allow `--listen` and `--control-addr` on non-loopback addresses.
     #[arg(long)]
     pub allow_non_loopback: bool,
     /// The served `work` agent's workers.
     #[arg(long, default_value_t = 32)]
     pub workers: usize,
+    /// Where to serve this node's loopback HTTP control endpoint (`/metrics`, `/health`,
+    /// `/breakers`, `/cluster/breakers/…`); port 0: any free port, printed in the banner.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub control_addr: SocketAddr,
+    /// The configuration whose breakers this node runs (default: the embedded one).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Exit after this long (a bound for tests and demos).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
     pub lifetime: Duration,
@@ -166,6 +183,25 @@ async fn serve(args: &NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         return Err(NodeError::Usage("--workers must be at least 1".into()));
     }
     let cookie = cookie(args.cookie_file.as_ref(), std::env::var(COOKIE_ENV).ok())?;
+    // RESILIENCE__* overrides apply, as they do for `run`.
+    let overrides = ractor_resilience::config::EnvOverrides::from_process_env();
+    let config = match &args.config {
+        Some(file) => crate::SystemConfig::load_with_env(file, &overrides),
+        None => crate::SystemConfig::from_toml_str_with_env(
+            crate::DEFAULT_CONFIG,
+            crate::DEFAULT_CONFIG_NAME,
+            &overrides,
+        ),
+    }
+    .map_err(|e| NodeError::Usage(e.to_string()))?;
+    let metrics = crate::exporter::install_recorder().map_err(NodeError::Failed)?;
+    let registry = ractor_resilience::registry::Registry::spawn(
+        &config,
+        ractor_resilience::registry::RegistryOptions::default(),
+    )
+    .await
+    .map_err(|e| NodeError::Failed(e.to_string()))?;
+    let breakers = crate::system::BreakerView::of(&registry);
     let name = args
         .node_name
         .clone()
@@ -196,8 +232,34 @@ async fn serve(args: &NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     let ingress = cluster::serve(agent.clone(), node.cluster(), &name)
         .await
         .map_err(|e| NodeError::Failed(e.to_string()))?;
+    let lookup = breakers.clone();
+    let control = BreakerControl::spawn(
+        &node,
+        move |name| lookup.get().get(name).cloned(),
+        BreakerControl::DEFAULT_RESYNC,
+    )
+    .await
+    .map_err(|e| NodeError::Failed(e.to_string()))?;
+    let control = Arc::new(control);
+    let node = Arc::new(node);
+    let served_control = crate::control::Control {
+        breakers,
+        reload: None,
+        cluster: Some(crate::control::ClusterControl {
+            node: node.clone(),
+            breakers: control.clone(),
+        }),
+    };
+    let control_addr = crate::exporter::serve(
+        args.control_addr,
+        args.allow_non_loopback,
+        metrics,
+        served_control,
+    )
+    .await
+    .map_err(|e| NodeError::Usage(e.to_string()))?;
     let banner = format!(
-        "NODE name={name} addr={} pid={}",
+        "NODE name={name} addr={} pid={} control={control_addr}",
         node.local_addr(),
         std::process::id()
     );
@@ -215,7 +277,9 @@ async fn serve(args: &NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     }
     // Leave the group first (callers stop routing here), then stop.
     ingress.stop(None);
+    control.stop();
     agent.stop();
+    registry.stop();
     node.stop();
     Ok(())
 }

@@ -28,6 +28,17 @@ fn a_non_loopback_listen_address_needs_the_flag() {
 }
 
 #[test]
+fn a_non_loopback_control_address_needs_the_flag() {
+    let (status, stderr) = run_to_exit(
+        &["node", "--control-addr", "0.0.0.0:0", "--lifetime", "1s"],
+        &[(COOKIE_ENV, "c")],
+        Duration::from_secs(20),
+    );
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--allow-non-loopback"), "{stderr}");
+}
+
+#[test]
 fn a_node_without_a_cookie_does_not_start() {
     let (status, stderr) = run_to_exit(&["node", "--lifetime", "1s"], &[], Duration::from_secs(20));
     assert_eq!(status.code(), Some(2), "{stderr}");
@@ -128,6 +139,12 @@ async fn a_slow_replica_is_a_timeout_not_a_lost_node() {
         BreakerState::Open,
         "the 4 timeouts count against the replica: {status:?}"
     );
+    // A node's /health lists the open replica breaker, not the (closed) node breaker.
+    let mut h = agent_system::exporter::health(&[]);
+    agent_system::exporter::cluster_health(&mut h, &caller);
+    assert_eq!(h.open_breakers, vec!["work@s1".to_owned()], "{h:?}");
+    assert!(h.nodes_down.is_empty(), "{h:?}");
+    assert_eq!(h.status, "degraded");
     agent.stop();
     caller.stop();
     drop(node);

@@ -16,6 +16,8 @@ use agent_system::node::COOKIE_ENV;
 pub struct NodeProcess {
     /// Its address, from its banner.
     pub addr: SocketAddr,
+    /// Its loopback HTTP control address (`control=` in its banner).
+    pub control: SocketAddr,
     /// The process.
     pub child: Child,
 }
@@ -65,6 +67,7 @@ pub fn start_node_at(
     });
     let mut node = NodeProcess {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        control: SocketAddr::from(([127, 0, 0, 1], 0)),
         child,
     };
     let banner = rx
@@ -75,6 +78,11 @@ pub fn start_node_at(
         .find_map(|w| w.strip_prefix("addr="))
         .unwrap_or_else(|| panic!("{name}: no addr in banner {banner:?}"));
     node.addr = addr.parse().expect("banner address");
+    let control = banner
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("control="))
+        .unwrap_or_else(|| panic!("{name}: no control address in banner {banner:?}"));
+    node.control = control.parse().expect("banner control address");
     assert!(
         banner.starts_with(&format!("NODE name={name} ")),
         "{banner}"
