@@ -10,7 +10,8 @@
 //! This crate provides:
 //! - [`agent`]: supervised agent pools — workers behind one bounded, CoDel-shedding queue,
 //!   each call through timeout → retry → breaker, restarted by a supervisor;
-//! - [`breaker`]: the circuit breaker actor and its cheap, cloneable handle;
+//! - [`breaker`]: the circuit breaker actor and its cheap, cloneable handle, and keyed breaker
+//!   families (one breaker per model, endpoint or tenant, with bounded memory and labels);
 //! - [`budget`]: retry budgets that several supervisors share, and that nest;
 //! - `cluster` (feature `cluster`): agents served to and called from other nodes on
 //!   `ractor_cluster`, with node and replica breakers;
@@ -18,6 +19,8 @@
 //!   reported by file, line, column and key, environment overrides, and named agents;
 //! - [`error`]: the errors of those boundaries;
 //! - [`metrics`]: every metric recorded, by name, and a Prometheus builder with their buckets;
+//! - [`registry`]: one owner of a configuration's named policies, which builds agents sharing
+//!   them and reconfigures them all in place on a reload, keeping their state;
 //! - [`reply`]: where an answer goes — a caller's future, an RPC port, an actor, a callback;
 //! - [`task`]: tasks and their envelopes: ids, deadlines and cancellation;
 //! - [`timeout`]: the timeout actor (fixed, per-operation and adaptive deadlines).
