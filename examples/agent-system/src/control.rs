@@ -308,7 +308,7 @@ pub async fn act_cluster(
     }
 }
 
-/// The `breaker … --cluster` lines for a [`act_cluster`] answer, and whether every live node
+/// The `breaker … --cluster` lines for a `act_cluster` answer, and whether every live node
 /// acknowledged.
 pub fn format_cluster(answer: &Value) -> (String, bool) {
     let mut out = String::new();
@@ -345,7 +345,7 @@ pub fn format_cluster(answer: &Value) -> (String, bool) {
     (out, missing.is_empty() && answer["acks"].is_array())
 }
 
-/// The live nodes of a [`act_cluster`] answer that did not acknowledge.
+/// The live nodes of a `act_cluster` answer that did not acknowledge.
 pub fn missing_nodes(answer: &Value) -> Vec<String> {
     answer["missing"]
         .as_array()
