@@ -36,6 +36,26 @@ async fn writer(registry: &Registry) -> AgentHandle<scripted::Scripted> {
         .unwrap()
 }
 
+/// `n` one-second tasks tagged 0..n, each called from a task of its own.
+fn one_second_calls(
+    agent: &AgentHandle<scripted::Scripted>,
+    n: u64,
+) -> Vec<tokio::task::JoinHandle<Result<u64, CallError<scripted::ScriptError>>>> {
+    (0..n)
+        .map(|tag| {
+            let agent = agent.clone();
+            tokio::spawn(async move {
+                agent
+                    .call(Script {
+                        tag,
+                        ..Script::ok(1_000)
+                    })
+                    .await
+            })
+        })
+        .collect()
+}
+
 const RATE_BREAKER: &str = r#"
 [breakers.llm]
 max_failures = "off"
@@ -241,19 +261,7 @@ async fn an_agent_resizes_its_pool_without_losing_a_task() {
 
     // Five one-second tasks, one per worker; the pool shrinks to one while they run.
     let started = Instant::now();
-    let calls: Vec<_> = (0..5u64)
-        .map(|tag| {
-            let agent = agent.clone();
-            tokio::spawn(async move {
-                agent
-                    .call(Script {
-                        tag,
-                        ..Script::ok(1_000)
-                    })
-                    .await
-            })
-        })
-        .collect();
+    let calls = one_second_calls(&agent, 5);
     settle().await;
     let report = registry
         .reconfigure(&agent_config(1, "1s", "10s", 1))
@@ -426,19 +434,7 @@ async fn a_pool_that_shrinks_and_grows_back_mid_attempt_keeps_one_worker_per_slo
     let mut registry = spawn(&agent_config(1, "1s", "10s", 3)).await;
     let agent = writer(&registry).await;
     let started = Instant::now();
-    let calls: Vec<_> = (0..3u64)
-        .map(|tag| {
-            let agent = agent.clone();
-            tokio::spawn(async move {
-                agent
-                    .call(Script {
-                        tag,
-                        ..Script::ok(1_000)
-                    })
-                    .await
-            })
-        })
-        .collect();
+    let calls = one_second_calls(&agent, 3);
     settle().await;
     // Two workers retire mid-attempt, and two new ones take their slots at once.
     registry
