@@ -24,9 +24,14 @@ fn trips_after(max_failures: u32) -> BreakerSettings {
 }
 
 async fn spawn(settings: BreakerSettings) -> BreakerHandle {
-    BreakerActor::spawn("test", settings, BreakerOptions::default())
-        .await
-        .unwrap()
+    // The outcome queue from the first outcome (batching is what some tests here check).
+    BreakerActor::spawn(
+        "test",
+        settings,
+        BreakerOptions::default().with_queue_after(0),
+    )
+    .await
+    .unwrap()
 }
 
 /// Subscribes a probe actor to the breaker's transitions.

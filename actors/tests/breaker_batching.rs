@@ -18,7 +18,10 @@ async fn spawn(settings: BreakerSettings, options: BreakerOptions) -> BreakerHan
 
 #[tokio::test(start_paused = true)]
 async fn successes_are_drained_one_tick_later_and_an_idle_breaker_does_no_periodic_work() {
-    let breaker = spawn(BreakerSettings::default(), BreakerOptions::default()).await;
+    // The queue from the first outcome (by default a breaker takes its first outcomes by
+    // message: see the test after this one).
+    let eager = BreakerOptions::default().with_queue_after(0);
+    let breaker = spawn(BreakerSettings::default(), eager).await;
     for _ in 0..10 {
         let permit = breaker.try_acquire_local().unwrap().unwrap();
         breaker.record(permit, CallOutcome::Success, ms(2));
@@ -52,6 +55,41 @@ async fn successes_are_drained_one_tick_later_and_an_idle_breaker_does_no_period
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_rarely_called_breaker_takes_outcomes_by_message_and_a_burst_allocates_its_queue() {
+    let breaker = spawn(BreakerSettings::default(), BreakerOptions::default()).await;
+    let record = |n: usize| {
+        for _ in 0..n {
+            let permit = breaker.try_acquire_local().unwrap().unwrap();
+            breaker.record(permit, CallOutcome::Success, ms(2));
+        }
+    };
+    // Slow traffic: 63 outcomes 100 ms apart never make a burst. Each is a message, applied
+    // when it arrives: no drain, no tick.
+    for _ in 0..(BreakerOptions::DEFAULT_QUEUE_AFTER - 1) {
+        record(1);
+        settle().await;
+        advance(ms(101)).await;
+    }
+    let status = breaker.status().await.unwrap();
+    let slow = u64::from(BreakerOptions::DEFAULT_QUEUE_AFTER - 1);
+    assert_eq!((status.drains, status.outcomes), (0, slow));
+
+    // A burst of 64 within 100 ms allocates the queue: later outcomes are batched on the tick.
+    record(BreakerOptions::DEFAULT_QUEUE_AFTER as usize);
+    settle().await;
+    let status = breaker.status().await.unwrap();
+    assert_eq!((status.drains, status.outcomes), (0, slow + 64));
+    // (A message would be applied at once and schedule no drain: the tick's drain below is
+    // the queue's.)
+    record(10);
+    settle().await;
+    advance(ms(1)).await;
+    settle().await;
+    let status = breaker.status().await.unwrap();
+    assert_eq!((status.drains, status.outcomes), (1, slow + 74));
+}
+
+#[tokio::test(start_paused = true)]
 async fn no_outcome_is_dropped_when_the_queue_overflows() {
     // A rate policy that never trips here, so that the window records every outcome.
     let settings = BreakerSettings::builder()
@@ -60,7 +98,10 @@ async fn no_outcome_is_dropped_when_the_queue_overflows() {
         .with_count_window(1000)
         .build()
         .unwrap();
-    let breaker = spawn(settings, BreakerOptions::new().with_queue_capacity(4)).await;
+    let options = BreakerOptions::new()
+        .with_queue_capacity(4)
+        .with_queue_after(0);
+    let breaker = spawn(settings, options).await;
     for i in 0..100 {
         let permit = breaker.try_acquire_local().unwrap().unwrap();
         let outcome = if i % 2 == 0 {

@@ -18,6 +18,7 @@
 mod anatomy;
 mod calls;
 mod core_ops;
+mod exporter;
 mod hol;
 mod keyed;
 mod memory;
@@ -70,6 +71,10 @@ struct Cli {
     /// Internal: run one memory probe in this process and print its JSON.
     #[arg(long, value_enum, hide = true)]
     rss_probe: Option<ProbeKind>,
+    /// Internal: run the exporter probe in this process and print its JSON (with --reps and
+    /// --count: sequential calls per repetition).
+    #[arg(long, hide = true)]
+    exporter_probe: bool,
     /// Internal: how many actors or agents the memory probe spawns.
     #[arg(long, hide = true, default_value_t = 10_000)]
     count: usize,
@@ -90,6 +95,12 @@ enum Group {
     Simulate,
     /// Head-of-line blocking against the ideal M/G/k FIFO queue (paused clock, child process).
     Hol,
+    /// exporter_latency_ratio: the stack's p50 with the Prometheus exporter installed ÷ without
+    /// (child process: the recorder is global).
+    Exporter,
+    /// agents_100k_spawn_s, agents_100k_rss_mb: 100 000 agents with their whole stack, spawned
+    /// one after the other (child process).
+    Agents,
     /// Keyed breaker families: decision cost for a random key among 100 000, RSS per key with
     /// 1 000 000 held.
     Keyed,
@@ -127,6 +138,8 @@ struct Plan {
     mem_count: usize,
     /// Memory probes: repetitions (each is two child processes).
     mem_reps: usize,
+    /// agents_100k: repetitions (each a child process).
+    many_reps: usize,
     /// simulate: longest single run before it is killed.
     sim_cap: Duration,
     /// simulate: all runs together (warm-up included) stop being started past this.
@@ -143,6 +156,7 @@ impl Plan {
                 core_iters: 2_000_000,
                 mem_count: 10_000,
                 mem_reps: 5,
+                many_reps: 3,
                 sim_cap: Duration::from_secs(45),
                 sim_budget: Duration::from_secs(40),
             }
@@ -154,6 +168,7 @@ impl Plan {
                 core_iters: 10_000_000,
                 mem_count: 10_000,
                 mem_reps: 7,
+                many_reps: 5,
                 sim_cap: Duration::from_secs(120),
                 sim_budget: Duration::from_secs(240),
             }
@@ -182,6 +197,10 @@ fn main() {
     let cli = Cli::parse();
     if let Some(kind) = cli.rss_probe {
         memory::run_probe(kind, cli.count);
+        return;
+    }
+    if cli.exporter_probe {
+        exporter::run_probe(cli.reps.unwrap_or(5), cli.count);
         return;
     }
     if let Some(subject) = cli.profile {
@@ -219,6 +238,8 @@ fn main() {
             Group::Simulate => simulate(&plan, cli.agent_system.clone(), &mut out),
             Group::Hol => hol::run(&mut out),
             Group::Keyed => keyed(&plan, &mut out),
+            Group::Exporter => exporter_group(&plan, &mut out),
+            Group::Agents => agents(&plan, &mut out),
             Group::Anatomy => anatomy(&plan, &mut out),
         }
         eprintln!("[{group:?}] {:.1} s", t.elapsed().as_secs_f64());
@@ -408,17 +429,32 @@ fn actors(group: Group, plan: &Plan, out: &mut Reporter) {
 // ===== memory =====
 
 fn memory(plan: &Plan, out: &mut Reporter) {
-    let (mut bare_b, mut agent_b, mut bare_us, mut agent_us, mut used_b) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut bare_b, mut agent_b, mut bare_us, mut agent_us, mut used_b, mut hot_b) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for rep in 0..=plan.mem_reps {
         // Alternate which kind goes first.
-        let kinds = if rep % 2 == 0 {
-            [ProbeKind::Bare, ProbeKind::Agent, ProbeKind::AgentUsed]
-        } else {
-            [ProbeKind::AgentUsed, ProbeKind::Agent, ProbeKind::Bare]
-        };
+        let mut kinds = [
+            ProbeKind::Bare,
+            ProbeKind::Agent,
+            ProbeKind::AgentUsed,
+            ProbeKind::AgentHot,
+        ];
+        if rep % 2 == 1 {
+            kinds.reverse();
+        }
         for kind in kinds {
-            let p = memory::probe(kind, plan.mem_count);
+            // A hot agent makes 1 000 calls: a tenth as many of them keeps the probe short.
+            let count = match kind {
+                ProbeKind::AgentHot => plan.mem_count / 10,
+                _ => plan.mem_count,
+            };
+            let p = memory::probe(kind, count);
             if rep == 0 {
                 continue; // warm-up
             }
@@ -428,6 +464,7 @@ fn memory(plan: &Plan, out: &mut Reporter) {
                     bare_us.push(p.spawn_us);
                 }
                 ProbeKind::AgentUsed => used_b.push(p.bytes_per),
+                ProbeKind::AgentHot => hot_b.push(p.bytes_per),
                 _ => {
                     agent_b.push(p.bytes_per);
                     agent_us.push(p.spawn_us);
@@ -448,8 +485,47 @@ fn memory(plan: &Plan, out: &mut Reporter) {
         "ratio",
         summarize(&ratios(&used_b, &bare_b)),
     );
+    out.figure("agent_stack_hot_idle_bytes", "bytes", summarize(&hot_b));
+    out.figure(
+        "agent_stack_hot_idle_ratio",
+        "ratio",
+        summarize(&ratios(&hot_b, &bare_b)),
+    );
     out.figure("agent_spawn_us", "us", summarize(&agent_us));
     out.figure("bare_actor_spawn_us", "us", summarize(&bare_us));
+}
+
+// ===== exporter =====
+
+fn exporter_group(plan: &Plan, out: &mut Reporter) {
+    let s = exporter::probe(plan.reps, plan.calls);
+    out.figure("exporter_plain_call_p50_ns", "ns", summarize(&s.plain));
+    out.figure("exporter_call_p50_ns", "ns", summarize(&s.exported));
+    out.figure(
+        "exporter_latency_ratio",
+        "ratio",
+        summarize(&ratios(&s.exported, &s.plain)),
+    );
+}
+
+// ===== many agents =====
+
+/// How many agents `agents_100k_*` spawns.
+const MANY_AGENTS: usize = 100_000;
+
+fn agents(plan: &Plan, out: &mut Reporter) {
+    let (mut spawn_s, mut rss_mb, mut per) = (Vec::new(), Vec::new(), Vec::new());
+    // Each probe is a child process of its own holding 100 000 agents (a few GB): no warm-up
+    // repetition beyond the probe's own warm-up spawns.
+    for _ in 0..plan.many_reps {
+        let p = memory::probe(ProbeKind::Agent, MANY_AGENTS);
+        spawn_s.push(p.spawn_us * MANY_AGENTS as f64 / 1e6);
+        rss_mb.push(p.rss_after as f64 / 1e6);
+        per.push(p.bytes_per);
+    }
+    out.figure("agents_100k_spawn_s", "s", summarize(&spawn_s));
+    out.figure("agents_100k_rss_mb", "MB", summarize(&rss_mb));
+    out.figure("agents_100k_bytes_per_agent", "bytes", summarize(&per));
 }
 
 // ===== keyed =====

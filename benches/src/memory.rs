@@ -28,6 +28,9 @@ pub(crate) enum ProbeKind {
     /// The same, each having answered one call before going idle: its breaker's outcome queue,
     /// allocated by the first outcome, is included.
     AgentUsed,
+    /// The same, each having answered 1 000 calls in a row before going idle: fast enough for its
+    /// breaker to allocate its outcome queue (see `BreakerOptions::queue_after`).
+    AgentHot,
     /// Agents with their own breaker, sharing one timeout actor (anatomy).
     AgentSharedTimeout,
     /// Agents sharing one breaker and one timeout actor: supervisor + 1 worker each (anatomy).
@@ -41,6 +44,8 @@ pub(crate) enum ProbeKind {
 pub(crate) struct Probe {
     pub(crate) bytes_per: f64,
     pub(crate) spawn_us: f64,
+    /// The probe process's whole resident set once everything was spawned and settled.
+    pub(crate) rss_after: u64,
 }
 
 /// The resident set size of this process, from `/proc/self/status`.
@@ -59,6 +64,8 @@ pub(crate) fn rss_bytes() -> u64 {
 }
 
 const WARM_UP: usize = 256;
+/// Calls made by each agent of an `AgentHot` probe.
+const HOT_CALLS: usize = 1000;
 const SETTLE: Duration = Duration::from_millis(300);
 
 /// Runs in the child: spawns `count` of `kind` and prints `{"bytes_per":…,"spawn_us":…}`.
@@ -101,7 +108,12 @@ pub(crate) fn run_probe(kind: ProbeKind, count: usize) {
                     let t0 = Instant::now();
                     for i in 0..count {
                         let agent = shared.spawn(&format!("idle-{i}")).await;
-                        if kind == ProbeKind::AgentUsed {
+                        let calls = match kind {
+                            ProbeKind::AgentUsed => 1,
+                            ProbeKind::AgentHot => HOT_CALLS,
+                            _ => 0,
+                        };
+                        for _ in 0..calls {
                             agent.call(false).await.expect("a no-op call succeeds");
                         }
                         keep.push(agent);
@@ -121,7 +133,11 @@ pub(crate) fn run_probe(kind: ProbeKind, count: usize) {
     });
     println!(
         "{}",
-        serde_json::json!({ "bytes_per": probe.bytes_per, "spawn_us": probe.spawn_us })
+        serde_json::json!({
+            "bytes_per": probe.bytes_per,
+            "spawn_us": probe.spawn_us,
+            "rss_after": probe.rss_after,
+        })
     );
     rt.shutdown_timeout(Duration::from_secs(1));
 }
@@ -178,6 +194,7 @@ fn per(before: u64, after: u64, took: Duration, count: usize) -> Probe {
     Probe {
         bytes_per: after.saturating_sub(before) as f64 / count as f64,
         spawn_us: took.as_secs_f64() * 1e6 / count as f64,
+        rss_after: after,
     }
 }
 
@@ -203,5 +220,6 @@ pub(crate) fn probe(kind: ProbeKind, count: usize) -> Probe {
     Probe {
         bytes_per: v["bytes_per"].as_f64().expect("bytes_per"),
         spawn_us: v["spawn_us"].as_f64().expect("spawn_us"),
+        rss_after: v["rss_after"].as_u64().unwrap_or(0),
     }
 }

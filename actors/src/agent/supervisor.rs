@@ -131,8 +131,11 @@ impl<A: Agent> Actor for SupervisorActor<A> {
             status: SupervisorStatus::default(),
         };
         state.pool.rng = SmallRng::seed_from_u64(args.seed);
+        // Spawning awaits ractor's spawn futures, which are large; boxed, they are not part of
+        // the actor's future, which ractor keeps for the actor's whole life (the same below for
+        // the rare paths of `handle`: reconfiguring, restarting a worker).
         for slot in 0..args.workers {
-            state.spawn_worker(&myself, slot).await?;
+            Box::pin(state.spawn_worker(&myself, slot)).await?;
         }
         Ok(state)
     }
@@ -156,7 +159,7 @@ impl<A: Agent> Actor for SupervisorActor<A> {
                 let _ = port.send(state.status());
             }
             AgentMsg::Reconfigure(update, reply) => {
-                let result = state.reconfigure(&myself, *update).await;
+                let result = Box::pin(state.reconfigure(&myself, *update)).await;
                 reply.send(result);
             }
             AgentMsg::Internal(internal) => match internal.0 {
@@ -235,7 +238,7 @@ impl<A: Agent> SupervisorState<A> {
             match timer {
                 Timer::Resend(key) => self.submit_job(myself, key),
                 Timer::Deadline(key) => self.deadline_reached(key),
-                Timer::Restart(slot) => self.restart(myself, slot).await?,
+                Timer::Restart(slot) => Box::pin(self.restart(myself, slot)).await?,
             }
         }
         Ok(())

@@ -117,6 +117,10 @@ pub struct BreakerActorState {
     timer: OneTimer<BreakerMsg>,
     outcomes: u64,
     drains: u64,
+    /// Outcomes taken by message (the queue not allocated) in the current burst window, and
+    /// when that window began; `queue_after` of them within `QUEUE_BURST` allocate the queue.
+    burst: (u32, Instant),
+    queue_after: u32,
 }
 
 impl std::fmt::Debug for BreakerActorState {
@@ -149,6 +153,9 @@ impl Actor for BreakerActor {
         args: BreakerArgs,
     ) -> Result<BreakerActorState, ActorProcessingErr> {
         args.shared.metrics.state(args.core.state().kind());
+        if args.options.queue_after == 0 {
+            args.shared.allocate_queue();
+        }
         Ok(BreakerActorState {
             core: args.core,
             shared: args.shared,
@@ -157,6 +164,8 @@ impl Actor for BreakerActor {
             timer: OneTimer::new(),
             outcomes: 0,
             drains: 0,
+            burst: (0, clock::now()),
+            queue_after: args.options.queue_after,
         })
     }
 
@@ -209,9 +218,27 @@ impl BreakerActorState {
     }
 
     fn record(&mut self, myself: &ActorRef<BreakerMsg>, record: CallRecord) {
+        let now = clock::now();
+        if !self.shared.queue_allocated() {
+            self.count_burst(now);
+        }
         // Outcomes queued before this one (the queue was full) go first.
         self.drain_queue(myself);
-        self.apply(record, clock::now());
+        self.apply(record, now);
+    }
+
+    /// Counts an outcome that came by message while the queue is not allocated, and allocates
+    /// it once `queue_after` of them arrive within `QUEUE_BURST`: from then on outcomes are
+    /// queued lock-free and applied in batches.
+    fn count_burst(&mut self, now: Instant) {
+        let (count, since) = &mut self.burst;
+        if now.saturating_duration_since(*since) > BreakerOptions::QUEUE_BURST {
+            (*count, *since) = (0, now);
+        }
+        *count += 1;
+        if *count >= self.queue_after {
+            self.shared.allocate_queue();
+        }
     }
 
     fn schedule_drain(&mut self, myself: &ActorRef<BreakerMsg>) {

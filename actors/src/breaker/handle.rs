@@ -173,7 +173,9 @@ impl BreakerHandle {
         let wake = match self.shared.push(record) {
             Ok(wake) => wake,
             Err(record) => {
-                // A stopped actor counts nothing any more: there is nowhere else to put it.
+                // The queue is full, or not allocated yet (a breaker called rarely takes its
+                // outcomes by message). A stopped actor counts nothing any more: there is
+                // nowhere else to put it.
                 let _ = self.actor.cast(BreakerMsg::Record(record));
                 return;
             }

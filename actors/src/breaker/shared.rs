@@ -167,10 +167,11 @@ impl Shared {
             .then(|| self.base + Duration::from_nanos(self.open_until.load(Ordering::Acquire)))
     }
 
-    /// Queues an outcome; gives it back when the queue is full.
+    /// Queues an outcome; gives it back when the queue is full or not allocated yet (the caller
+    /// then sends it as a message).
     pub(super) fn push(&self, record: CallRecord) -> Result<Wake, CallRecord> {
         let urgent = record.outcome == CallOutcome::Failure || record.permit.is_probe();
-        self.queue.push(record)?;
+        self.queue.push_if_allocated(record)?;
         fence(Ordering::SeqCst); // pairs with the fence in `begin_drain`
         let flag = if urgent {
             &self.bell_pending
@@ -203,6 +204,16 @@ impl Shared {
 
     pub(super) fn pop(&self) -> Option<CallRecord> {
         self.queue.pop()
+    }
+
+    /// Allocates the outcome queue (the actor decides when: see `BreakerOptions::queue_after`).
+    pub(super) fn allocate_queue(&self) {
+        self.queue.allocate();
+    }
+
+    /// Whether the outcome queue is allocated.
+    pub(super) fn queue_allocated(&self) -> bool {
+        self.queue.is_allocated()
     }
 
     pub(super) fn capacity(&self) -> usize {
@@ -285,6 +296,7 @@ mod tests {
             metrics,
             BreakerSettings::default(),
         ));
+        shared.allocate_queue();
         let (tx, rx) = mpsc::channel();
         for p in 0..PRODUCERS {
             let (shared, tx) = (shared.clone(), tx.clone());
