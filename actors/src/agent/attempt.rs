@@ -57,6 +57,9 @@ impl HeldPermit<'_> {
 
 impl Drop for HeldPermit<'_> {
     fn drop(&mut self) {
+        if self.permit.is_none() && self.keyed.is_none() {
+            return; // recorded: no clock read on the happy path
+        }
         let took = self.started.elapsed();
         if let Some(permit) = self.permit.take() {
             self.breaker.record(permit, CallOutcome::Failure, took);

@@ -55,7 +55,7 @@ impl<A: Agent> AgentHandle<A> {
         task: A::Task,
         id: TaskId,
         opts: &CallOptions,
-        admitted: &mut Admitted,
+        admitted: &mut Admitted<'_>,
     ) -> (u32, Outcome<A>) {
         let shared = &self.shared;
         let user = opts.cancel.as_ref();
@@ -211,6 +211,14 @@ async fn wait<A: Agent>(
     deadline: Option<Instant>,
     user: Option<&CancellationToken>,
 ) -> Waited<A> {
+    if deadline.is_none() && user.is_none() {
+        // Nothing to race (no deadline, no cancellation token): the plain wait, with no
+        // select over two futures that never finish.
+        return match rx.await {
+            Ok(answer) => Waited::Answer(answer),
+            Err(_) => Waited::Lost,
+        };
+    }
     let deadline = async {
         match deadline {
             Some(at) => tokio::time::sleep_until(at).await,

@@ -158,7 +158,7 @@ impl<A: Agent> AgentHandle<A> {
             breaker_key: opts.breaker_key,
             retried_upstream: opts.retried_upstream,
             origin: Origin::Cast(reply),
-            admitted: Some(admitted),
+            admitted: Some(admitted.into_owned(&self.shared)),
         };
         if let Err(undelivered) = self
             .actor

@@ -180,7 +180,7 @@ pub(crate) struct TaskRequest<A: Agent> {
     pub(crate) breaker_key: Option<Arc<str>>,
     pub(crate) retried_upstream: bool,
     pub(crate) origin: Origin<A>,
-    pub(crate) admitted: Option<Admitted>,
+    pub(crate) admitted: Option<Admitted<'static>>,
 }
 
 impl<A: Agent> TaskRequest<A> {

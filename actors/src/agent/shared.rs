@@ -75,9 +75,12 @@ pub struct AgentStats {
 }
 
 /// One admitted task: releases its admission slot when dropped, wherever it ends.
-pub(crate) struct Admitted {
-    inflight: Arc<AtomicUsize>,
-    metrics: Arc<AgentMetrics>,
+///
+/// A call's admission borrows the agent's counters for as long as the call's future runs (no
+/// reference counts touched on the happy path); one that travels in a message
+/// ([`into_owned`](Self::into_owned)) holds them.
+pub(crate) struct Admitted<'a> {
+    holder: Holder<'a>,
     pub(crate) submitted: Instant,
     /// When the task's last attempt ended, if that clock read was already taken (by the worker
     /// that ran it): the task's duration reuses it instead of reading the clock again.
@@ -87,14 +90,40 @@ pub(crate) struct Admitted {
     finished: bool,
 }
 
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.metrics
-                .task(TaskOutcome::Cancelled, self.submitted.elapsed());
+enum Holder<'a> {
+    Borrowed(&'a AtomicUsize, &'a AgentMetrics),
+    Owned(Arc<AtomicUsize>, Arc<AgentMetrics>),
+}
+
+impl Admitted<'_> {
+    fn parts(&self) -> (&AtomicUsize, &AgentMetrics) {
+        match &self.holder {
+            Holder::Borrowed(inflight, metrics) => (inflight, metrics),
+            Holder::Owned(inflight, metrics) => (inflight, metrics),
         }
-        let n = self.inflight.fetch_sub(1, Ordering::AcqRel) - 1;
-        self.metrics.inflight(n);
+    }
+
+    /// The same admission, holding the agent's counters (to travel in a message).
+    pub(crate) fn into_owned<A: Agent>(self, shared: &Shared<A>) -> Admitted<'static> {
+        let this = std::mem::ManuallyDrop::new(self);
+        Admitted {
+            holder: Holder::Owned(shared.inflight.clone(), shared.metrics.clone()),
+            submitted: this.submitted,
+            ended: this.ended,
+            finished: this.finished,
+        }
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        let (finished, submitted) = (self.finished, self.submitted);
+        let (inflight, metrics) = self.parts();
+        if !finished {
+            metrics.task(TaskOutcome::Cancelled, submitted.elapsed());
+        }
+        let n = inflight.fetch_sub(1, Ordering::AcqRel) - 1;
+        metrics.inflight(n);
     }
 }
 
@@ -108,7 +137,7 @@ impl<A: Agent> Shared<A> {
         &self,
         retried_upstream: bool,
         key: Option<&str>,
-    ) -> Result<Admitted, CallError<A::Error>> {
+    ) -> Result<Admitted<'_>, CallError<A::Error>> {
         if self.closed.load(Ordering::Acquire) {
             self.metrics.task(TaskOutcome::Rejected, Duration::ZERO);
             return Err(CallError::Unavailable);
@@ -141,8 +170,7 @@ impl<A: Agent> Shared<A> {
             budget.deposit();
         }
         Ok(Admitted {
-            inflight: self.inflight.clone(),
-            metrics: self.metrics.clone(),
+            holder: Holder::Borrowed(&self.inflight, &self.metrics),
             submitted: Instant::now(),
             ended: None,
             finished: false,
@@ -203,13 +231,17 @@ impl<A: Agent> Shared<A> {
     }
 
     /// Counts a task's final outcome (exactly once per task: see the callers).
-    pub(crate) fn finish(&self, admitted: &mut Admitted, attempts: u32, result: &Outcome<A>) {
+    pub(crate) fn finish(&self, admitted: &mut Admitted<'_>, attempts: u32, result: &Outcome<A>) {
         admitted.finished = true;
         let outcome = match result {
             Ok(_) => TaskOutcome::Succeeded,
             Err(e) => e.outcome(),
         };
-        self.metrics.task(outcome, admitted.submitted.elapsed());
+        let took = match admitted.ended {
+            Some(ended) => ended.saturating_duration_since(admitted.submitted),
+            None => admitted.submitted.elapsed(),
+        };
+        self.metrics.task(outcome, took);
         let retried = attempts > 1;
         match (result, retried) {
             (Ok(_), false) => self.metrics.retry(RetryOutcome::SuccessWithoutRetry),

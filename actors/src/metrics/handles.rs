@@ -2,7 +2,7 @@
 //! increment on the hot path (no key lookup per call).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
@@ -126,15 +126,19 @@ impl PolicyTally {
     /// Counts one attempt and sets `gauge` to attempts ÷ first attempts. Lock-free (this is on
     /// every call's path): with concurrent callers the pair may be read one attempt apart, which
     /// a gauge tolerates; the next attempt corrects it.
-    fn attempt(&self, first: bool, gauge: &Gauge) {
+    fn attempt(&self, first: bool, gauge: &Gauge, set: &AtomicBool) {
         let attempts = self.attempts.fetch_add(1, Ordering::Relaxed) + 1;
         let firsts = if first {
             self.first_attempts.fetch_add(1, Ordering::Relaxed) + 1
         } else {
             self.first_attempts.load(Ordering::Relaxed)
         };
-        if firsts > 0 {
+        // While every attempt has been a first one the ratio stays exactly 1, and once this
+        // handle has set it (`set`) the healthy path skips the gauge (with a Prometheus recorder, an atomic
+        // generation bump and a store on every call). A retry always sets it.
+        if firsts > 0 && !(first && attempts == firsts && set.load(Ordering::Relaxed)) {
             gauge.set(attempts as f64 / firsts as f64);
+            set.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -149,6 +153,8 @@ pub(crate) struct AgentMetrics {
     retry_calls: [Counter; 5],
     attempts: Counter,
     amplification: Gauge,
+    /// Whether `amplification` was set through this handle.
+    amplification_set: Arc<AtomicBool>,
     tally: Arc<PolicyTally>,
     restarts: Counter,
     inflight: Gauge,
@@ -175,6 +181,7 @@ impl AgentMetrics {
             retry_calls,
             attempts: counter!(RETRY_ATTEMPTS, "policy" => policy.to_string()),
             amplification: gauge!(RETRY_AMPLIFICATION, "policy" => policy.to_string()),
+            amplification_set: Arc::default(),
             tally: PolicyTally::of(policy),
             queue_wait: histogram!(AGENT_QUEUE_WAIT, "agent" => agent.to_string()),
             shed: counter!(AGENT_SHED, "agent" => agent.to_string()),
@@ -196,7 +203,8 @@ impl AgentMetrics {
     /// policy's amplification ratio.
     pub(crate) fn attempt(&self, first: bool) {
         self.attempts.increment(1);
-        self.tally.attempt(first, &self.amplification);
+        self.tally
+            .attempt(first, &self.amplification, &self.amplification_set);
     }
 
     /// A task's attempt reached a worker after waiting `waited` for one.

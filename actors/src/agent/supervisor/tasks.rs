@@ -113,7 +113,7 @@ impl<A: Agent> SupervisorState<A> {
                 breaker_key: envelope.breaker_key,
                 retried_upstream: envelope.retried_upstream,
                 origin: Origin::Cast(Some(reply)),
-                admitted: Some(admitted),
+                admitted: Some(admitted.into_owned(&self.shared)),
             },
         );
     }
