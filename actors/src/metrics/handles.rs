@@ -108,8 +108,9 @@ impl TimeoutMetrics {
 /// sharing a policy do not overwrite each other's ratio.
 #[derive(Debug, Default)]
 struct PolicyTally {
-    attempts: AtomicU64,
     first_attempts: AtomicU64,
+    /// Attempts after a task's first (attempts = first attempts + retries).
+    retries: AtomicU64,
 }
 
 impl PolicyTally {
@@ -123,22 +124,32 @@ impl PolicyTally {
         tallies.entry(policy.to_owned()).or_default().clone()
     }
 
-    /// Counts one attempt and sets `gauge` to attempts ÷ first attempts. Lock-free (this is on
-    /// every call's path): with concurrent callers the pair may be read one attempt apart, which
-    /// a gauge tolerates; the next attempt corrects it.
+    /// Counts one attempt and sets `gauge` to attempts ÷ first attempts. Lock-free, one atomic
+    /// add (this is on every call's path): with concurrent callers the pair may be read one
+    /// attempt apart, which a gauge tolerates; the next attempt corrects it.
+    ///
+    /// While the policy has never retried, the ratio is exactly 1 whatever the counts: once this
+    /// handle has set 1 (`set`), a first attempt skips the gauge (with a Prometheus recorder, a
+    /// generation bump and a store on every call). From the first retry on, every attempt sets
+    /// it (the ratio moves with every attempt then).
     fn attempt(&self, first: bool, gauge: &Gauge, set: &AtomicBool) {
-        let attempts = self.attempts.fetch_add(1, Ordering::Relaxed) + 1;
-        let firsts = if first {
-            self.first_attempts.fetch_add(1, Ordering::Relaxed) + 1
+        let (firsts, retries) = if first {
+            let firsts = self.first_attempts.fetch_add(1, Ordering::Relaxed) + 1;
+            let retries = self.retries.load(Ordering::Relaxed);
+            if retries == 0 {
+                if !set.load(Ordering::Relaxed) {
+                    gauge.set(1.0);
+                    set.store(true, Ordering::Relaxed);
+                }
+                return;
+            }
+            (firsts, retries)
         } else {
-            self.first_attempts.load(Ordering::Relaxed)
+            let retries = self.retries.fetch_add(1, Ordering::Relaxed) + 1;
+            (self.first_attempts.load(Ordering::Relaxed), retries)
         };
-        // While every attempt has been a first one the ratio stays exactly 1, and once this
-        // handle has set it (`set`) the healthy path skips the gauge (with a Prometheus recorder, an atomic
-        // generation bump and a store on every call). A retry always sets it.
-        if firsts > 0 && !(first && attempts == firsts && set.load(Ordering::Relaxed)) {
-            gauge.set(attempts as f64 / firsts as f64);
-            set.store(true, Ordering::Relaxed);
+        if firsts > 0 {
+            gauge.set((firsts + retries) as f64 / firsts as f64);
         }
     }
 }
@@ -223,5 +234,40 @@ impl AgentMetrics {
 
     pub(crate) fn inflight(&self, n: usize) {
         self.inflight.set(n as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The amplification gauge of one policy, rendered by a recorder of the test's own.
+    fn gauge_after(attempts: &[bool]) -> f64 {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // A policy name of this test's own: tallies are process-wide.
+        let policy = format!("tally-{}", attempts.len());
+        metrics::with_local_recorder(&recorder, || {
+            let m = AgentMetrics::new(&Arc::from("a"), &Arc::from(policy.as_str()));
+            for &first in attempts {
+                m.attempt(first);
+            }
+        });
+        let prefix = format!("{RETRY_AMPLIFICATION}{{policy=\"{policy}\"}} ");
+        handle
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(|v| v.parse().unwrap()))
+            .expect("the gauge is set")
+    }
+
+    #[test]
+    fn the_amplification_gauge_is_exact_whether_or_not_first_attempts_skip_it() {
+        // Never retried: exactly 1 (set once, then skipped).
+        assert_eq!(gauge_after(&[true; 5]), 1.0);
+        // 4 first attempts and 2 retries: 6 / 4.
+        assert_eq!(gauge_after(&[true, false, true, true, false, true]), 1.5);
+        // After a retry, later first attempts move it down: 6 first attempts, 1 retry.
+        assert_eq!(gauge_after(&[true, false, true, true, true, true, true]), 7.0 / 6.0);
     }
 }
