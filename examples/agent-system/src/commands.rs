@@ -10,6 +10,7 @@ use ractor_resilience::task::CancellationToken;
 use crate::cli::{RunArgs, SimulateArgs};
 use crate::report::Report;
 use crate::system::System;
+use crate::timeline::Timeline;
 use crate::{DEFAULT_CONFIG, DEFAULT_CONFIG_NAME, EXIT_INVALID_CONFIG, SystemConfig};
 use crate::{exporter, progress};
 
@@ -152,11 +153,12 @@ pub fn run(
         out.flush()?;
         let progress = progress::spawn(&system, config.system.progress_interval);
         let signalled = stop.clone();
-        let report = system.drive(&config, "run", duration, stop).await;
+        let (report, timeline) = system.drive_recorded(&config, "run", duration, stop).await;
         progress.abort();
         progress::finish_line();
         system.stop();
         let code = finish(&report, args.report_json.as_deref(), out, err)?;
+        let code = code.max(write_timeline(&timeline, args.timeline.as_deref(), out, err)?);
         linger(config.system.exporter.linger, bound, &signalled, out).await?;
         Ok(code)
     })
@@ -220,14 +222,44 @@ pub fn simulate(
         .build()?;
     let report = runtime.block_on(async {
         let system = System::spawn(&config).await.map_err(|e| e.to_string())?;
-        let report = system
-            .drive(&config, "simulate", duration, CancellationToken::new())
+        let recorded = system
+            .drive_recorded(&config, "simulate", duration, CancellationToken::new())
             .await;
         system.stop();
-        Ok::<_, String>(report)
+        Ok::<_, String>(recorded)
     });
     match report {
-        Ok(report) => finish(&report, args.report_json.as_deref(), out, err),
+        Ok((report, timeline)) => {
+            let code = finish(&report, args.report_json.as_deref(), out, err)?;
+            Ok(code.max(write_timeline(
+                &timeline,
+                args.timeline.as_deref(),
+                out,
+                err,
+            )?))
+        }
+        Err(e) => {
+            writeln!(err, "{e}")?;
+            Ok(1)
+        }
+    }
+}
+
+/// Writes the timeline to `path` if one was asked for: 0, or 1 with a message naming the path.
+fn write_timeline(
+    timeline: &Timeline,
+    path: Option<&Path>,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> io::Result<u8> {
+    let Some(path) = path else {
+        return Ok(0);
+    };
+    match timeline.write(path) {
+        Ok(()) => {
+            writeln!(out, "timeline written to {}", path.display())?;
+            Ok(0)
+        }
         Err(e) => {
             writeln!(err, "{e}")?;
             Ok(1)

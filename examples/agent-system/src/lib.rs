@@ -32,6 +32,7 @@ pub mod reload;
 pub mod report;
 pub mod settings;
 pub mod system;
+pub mod timeline;
 
 use ractor_resilience::config::ResolvedConfig;
 
