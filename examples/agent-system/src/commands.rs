@@ -124,9 +124,12 @@ pub fn run(
             registry: system.registry.clone(),
             breakers: system.breakers.clone(),
         });
+        let sparklines = crate::status::Sparklines::default();
+        let status = crate::status::StatusSource::new(&system, "run", duration, sparklines.clone());
         let control = crate::control::Control {
             breakers: system.breakers.clone(),
             reload: Some(reloads.clone()),
+            status: Some(status.clone()),
             #[cfg(feature = "cluster")]
             cluster: None,
         };
@@ -145,16 +148,20 @@ pub fn run(
         spawn_hangup_handler(reloads);
         writeln!(
             out,
-            "agent system: {} agent(s), {} tasks/s for {}; metrics on http://{bound}/metrics, health on http://{bound}/health",
+            "agent system: {} agent(s), {} tasks/s for {}; metrics on http://{bound}/metrics, health on http://{bound}/health, status page on http://{bound}/",
             system.agents.len(),
             config.system.workload.rate,
             humantime::format_duration(duration)
         )?;
         out.flush()?;
         let progress = progress::spawn(&system, config.system.progress_interval);
+        let sampler =
+            crate::status::spawn_sampler(system.breakers.clone(), system.start, sparklines);
         let signalled = stop.clone();
         let (report, timeline) = system.drive_recorded(&config, "run", duration, stop).await;
         progress.abort();
+        sampler.abort();
+        status.finish();
         progress::finish_line();
         system.stop();
         let code = finish(&report, args.report_json.as_deref(), out, err)?;
