@@ -241,6 +241,8 @@ mod tests {
         assert_eq!(llm.len(), SPARKLINE_SECONDS);
         assert_eq!(llm[0].at_s, 10);
         assert!(llm.iter().all(|s| s.outcomes == 3), "{llm:?}");
+        // A sample that could not read the counter (69 × 3 = 207 before it) counts nothing;
+        // the next one counts both seconds.
         lines.push(70, "llm", "stopped".into(), None);
         lines.push(71, "llm", "closed".into(), Some(213));
         let llm = &lines.snapshot()["llm"];
@@ -249,7 +251,7 @@ mod tests {
                 .iter()
                 .map(|s| s.outcomes)
                 .collect::<Vec<_>>(),
-            [0, 3]
+            [0, 6]
         );
     }
 

@@ -1,5 +1,6 @@
 //! `--timeline FILE.svg`: `simulate` draws a well-formed SVG that names every breaker and
-//! shows the default scenario's outage and breaker states, byte-identical for the same seed;
+//! shows the default scenario's outage and breaker states, byte-identical for the same seed
+//! (and to the README's `docs/timeline.svg`);
 //! `run` draws one too; a path that cannot be written is an error naming it, after the summary
 //! and the report are written.
 
@@ -103,6 +104,12 @@ fn simulate_draws_the_default_scenario_and_the_same_seed_draws_the_same_bytes() 
         "two runs with seed 1 drew different files: {} and {}",
         first.display(),
         second.display()
+    );
+    let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/timeline.svg");
+    assert!(
+        std::fs::read(committed).unwrap() == svg.as_bytes(),
+        "the README's picture is not what simulate draws now; redraw it from the repository's \
+         root with: cargo run --release -- simulate --timeline docs/timeline.svg"
     );
     let (status, _, err) = simulate(None, 2, &second, None);
     assert_eq!(status, 0, "{err}");
