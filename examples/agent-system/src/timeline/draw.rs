@@ -51,6 +51,17 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// Seconds on the time axis: whole seconds unless the run is short.
+fn seconds(end: f64) -> impl Fn(&f64) -> String {
+    move |v| {
+        if end >= 20.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.1}")
+        }
+    }
+}
+
 /// The SVG document.
 pub(super) fn svg(t: &Timeline) -> Result<String, String> {
     let bands = t.bands.len().max(1) as u32;
@@ -180,6 +191,7 @@ fn steps(t: &Timeline, value: impl Fn(usize) -> f64) -> Vec<(f64, f64)> {
 }
 
 fn tasks(area: &Area<'_>, t: &Timeline, end: f64) -> Drawn {
+    let x_labels = seconds(end);
     let total = |i: usize| -> f64 {
         OUTCOMES
             .iter()
@@ -197,6 +209,7 @@ fn tasks(area: &Area<'_>, t: &Timeline, end: f64) -> Drawn {
         .map_err(err)?;
     chart
         .configure_mesh()
+        .x_label_formatter(&x_labels)
         .y_desc("tasks/s")
         .light_line_style(WHITE.mix(0.0))
         .label_style((FONT, 12))
@@ -245,6 +258,7 @@ fn tasks(area: &Area<'_>, t: &Timeline, end: f64) -> Drawn {
 }
 
 fn latency(area: &Area<'_>, t: &Timeline, end: f64) -> Drawn {
+    let x_labels = seconds(end);
     let ms = |i: usize, q: f64| t.series.latency(i, q).map(|d| d.as_secs_f64() * 1000.0);
     let top = (0..t.series.len())
         .filter_map(|i| ms(i, 0.95))
@@ -263,6 +277,7 @@ fn latency(area: &Area<'_>, t: &Timeline, end: f64) -> Drawn {
         .map_err(err)?;
     chart
         .configure_mesh()
+        .x_label_formatter(&x_labels)
         .y_desc("ms")
         .light_line_style(WHITE.mix(0.0))
         .label_style((FONT, 12))
@@ -295,6 +310,7 @@ fn latency(area: &Area<'_>, t: &Timeline, end: f64) -> Drawn {
 }
 
 fn retries(area: &Area<'_>, t: &Timeline, end: f64) -> Drawn {
+    let x_labels = seconds(end);
     let top = (0..t.series.len())
         .map(|i| t.series.retry_rate(i))
         .fold(1.0, f64::max)
@@ -309,6 +325,7 @@ fn retries(area: &Area<'_>, t: &Timeline, end: f64) -> Drawn {
         .map_err(err)?;
     chart
         .configure_mesh()
+        .x_label_formatter(&x_labels)
         .y_desc("retries/s")
         .y_labels(4)
         .light_line_style(WHITE.mix(0.0))
@@ -327,6 +344,7 @@ fn retries(area: &Area<'_>, t: &Timeline, end: f64) -> Drawn {
 }
 
 fn breakers(area: &Area<'_>, t: &Timeline, end: f64) -> Drawn {
+    let x_labels = seconds(end);
     let rows = t.bands.len().max(1) as f64;
     let mut chart = ChartBuilder::on(area)
         .margin_right(20)
@@ -338,6 +356,7 @@ fn breakers(area: &Area<'_>, t: &Timeline, end: f64) -> Drawn {
         .map_err(err)?;
     chart
         .configure_mesh()
+        .x_label_formatter(&x_labels)
         .disable_y_mesh()
         .y_labels(0)
         .light_line_style(WHITE.mix(0.0))
