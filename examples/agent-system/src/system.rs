@@ -119,6 +119,14 @@ impl From<Vec<BreakerHandle>> for BreakerView {
     }
 }
 
+/// Moves the count of retries already put in the series up to `now`; how many that adds.
+fn advance(seen: &Mutex<u64>, now: u64) -> u64 {
+    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+    let sent = now.saturating_sub(*seen);
+    *seen = (*seen).max(now);
+    sent
+}
+
 /// Records a keyed family's transitions in the run's transition list.
 struct KeyedLog;
 
@@ -412,7 +420,9 @@ impl System {
             .map(|a| a.stats())
             .fold((0, 0), |(a, r), s| (a + s.attempts, r + s.retries));
         sampler.abort();
-        let sent = retries.saturating_sub(*sampled.lock().unwrap_or_else(|e| e.into_inner()));
+        // The retries since the last sample (a sample still in progress on another worker
+        // thread counts only what this one does not: both move `sampled` forward, never back).
+        let sent = advance(&sampled, retries);
         let mut series = series.lock().unwrap_or_else(|e| e.into_inner()).clone();
         series.record_retries(self.start.elapsed(), sent);
         series.finish(self.start.elapsed());
@@ -449,9 +459,7 @@ impl System {
             loop {
                 tick.tick().await;
                 let now: u64 = agents.iter().map(|a| a.stats().retries).sum();
-                let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
-                let sent = now.saturating_sub(*seen);
-                *seen = now;
+                let sent = advance(&seen, now);
                 series
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
