@@ -111,6 +111,10 @@ pub struct RunArgs {
     /// Allow `--metrics-addr` to be a non-loopback address.
     #[arg(long)]
     pub allow_non_loopback: bool,
+    /// Draw the run's timeline to this SVG file: tasks/s by outcome, latency, retries, each
+    /// breaker's state, the provider's outages.
+    #[arg(long, value_name = "FILE.svg")]
+    pub timeline: Option<PathBuf>,
 }
 
 /// The flags of `simulate`.
@@ -129,6 +133,10 @@ pub struct SimulateArgs {
     /// Seed of every random choice (default: the configuration's `system.seed`).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Draw the run's timeline to this SVG file: tasks/s by outcome, latency, retries, each
+    /// breaker's state, the provider's outages (the same seed draws the same bytes).
+    #[arg(long, value_name = "FILE.svg")]
+    pub timeline: Option<PathBuf>,
 }
 
 /// `--duration`: parsed, then held to the rule of `system.duration` in files

@@ -10,6 +10,7 @@ use ractor_resilience::task::CancellationToken;
 use crate::cli::{RunArgs, SimulateArgs};
 use crate::report::Report;
 use crate::system::System;
+use crate::timeline::Timeline;
 use crate::{DEFAULT_CONFIG, DEFAULT_CONFIG_NAME, EXIT_INVALID_CONFIG, SystemConfig};
 use crate::{exporter, progress};
 
@@ -123,9 +124,12 @@ pub fn run(
             registry: system.registry.clone(),
             breakers: system.breakers.clone(),
         });
+        let sparklines = crate::status::Sparklines::default();
+        let status = crate::status::StatusSource::new(&system, "run", duration, sparklines.clone());
         let control = crate::control::Control {
             breakers: system.breakers.clone(),
             reload: Some(reloads.clone()),
+            status: Some(status.clone()),
             #[cfg(feature = "cluster")]
             cluster: None,
         };
@@ -144,19 +148,24 @@ pub fn run(
         spawn_hangup_handler(reloads);
         writeln!(
             out,
-            "agent system: {} agent(s), {} tasks/s for {}; metrics on http://{bound}/metrics, health on http://{bound}/health",
+            "agent system: {} agent(s), {} tasks/s for {}; metrics on http://{bound}/metrics, health on http://{bound}/health, status page on http://{bound}/",
             system.agents.len(),
             config.system.workload.rate,
             humantime::format_duration(duration)
         )?;
         out.flush()?;
         let progress = progress::spawn(&system, config.system.progress_interval);
+        let sampler =
+            crate::status::spawn_sampler(system.breakers.clone(), system.start, sparklines);
         let signalled = stop.clone();
-        let report = system.drive(&config, "run", duration, stop).await;
+        let (report, timeline) = system.drive_recorded(&config, "run", duration, stop).await;
         progress.abort();
+        sampler.abort();
+        status.finish();
         progress::finish_line();
         system.stop();
         let code = finish(&report, args.report_json.as_deref(), out, err)?;
+        let code = code.max(write_timeline(&timeline, args.timeline.as_deref(), out, err)?);
         linger(config.system.exporter.linger, bound, &signalled, out).await?;
         Ok(code)
     })
@@ -220,14 +229,44 @@ pub fn simulate(
         .build()?;
     let report = runtime.block_on(async {
         let system = System::spawn(&config).await.map_err(|e| e.to_string())?;
-        let report = system
-            .drive(&config, "simulate", duration, CancellationToken::new())
+        let recorded = system
+            .drive_recorded(&config, "simulate", duration, CancellationToken::new())
             .await;
         system.stop();
-        Ok::<_, String>(report)
+        Ok::<_, String>(recorded)
     });
     match report {
-        Ok(report) => finish(&report, args.report_json.as_deref(), out, err),
+        Ok((report, timeline)) => {
+            let code = finish(&report, args.report_json.as_deref(), out, err)?;
+            Ok(code.max(write_timeline(
+                &timeline,
+                args.timeline.as_deref(),
+                out,
+                err,
+            )?))
+        }
+        Err(e) => {
+            writeln!(err, "{e}")?;
+            Ok(1)
+        }
+    }
+}
+
+/// Writes the timeline to `path` if one was asked for: 0, or 1 with a message naming the path.
+fn write_timeline(
+    timeline: &Timeline,
+    path: Option<&Path>,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> io::Result<u8> {
+    let Some(path) = path else {
+        return Ok(0);
+    };
+    match timeline.write(path) {
+        Ok(()) => {
+            writeln!(out, "timeline written to {}", path.display())?;
+            Ok(0)
+        }
         Err(e) => {
             writeln!(err, "{e}")?;
             Ok(1)

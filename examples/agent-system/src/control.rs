@@ -25,6 +25,9 @@ pub struct Control {
     pub breakers: crate::system::BreakerView,
     /// Where `POST /reload` goes; `None`: reload is not available.
     pub reload: Option<crate::reload::ReloadSender>,
+    /// What `GET /status` reports (the run's agents, tasks, transitions, sparklines); `None`:
+    /// no run on this server (it answers with the same fields, empty).
+    pub status: Option<crate::status::StatusSource>,
     /// This node's breaker control (`POST /cluster/breakers/{name}/{action}`); `None`: not a
     /// cluster node.
     #[cfg(feature = "cluster")]
@@ -86,6 +89,7 @@ impl From<Vec<BreakerHandle>> for Control {
         Control {
             breakers: breakers.into(),
             reload: None,
+            status: None,
             #[cfg(feature = "cluster")]
             cluster: None,
         }

@@ -1,7 +1,8 @@
 //! `/metrics` (Prometheus text exposition, histograms with explicit buckets), `/health`
-//! (JSON, 200 `ok` / 503 `degraded` with the breakers that are not closed) and the breakers'
+//! (JSON, 200 `ok` / 503 `degraded` with the breakers that are not closed), the breakers'
 //! control endpoints (`GET /breakers`, `POST /breakers/{name}/force-open|reset|disable`,
-//! `POST /reload`, see [`crate::control`]), on loopback by default.
+//! `POST /reload`, see [`crate::control`]) and the live status page (`GET /`, reading
+//! `GET /breakers` and `GET /status`, see [`crate::status`]), on loopback by default.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -228,6 +229,31 @@ pub fn cluster_health(h: &mut Health, node: &ractor_resilience::cluster::Cluster
     }
 }
 
+/// `GET /`: the status page. Its Content-Security-Policy lets it load nothing from anywhere
+/// and talk only to this server, so a page that works here works offline.
+async fn status_page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'",
+            ),
+        ],
+        crate::status::PAGE,
+    )
+}
+
+async fn status_json(State(s): State<Served>) -> impl IntoResponse {
+    let body = match &s.control.status {
+        Some(source) => source.to_json(),
+        None => crate::status::without_run(),
+    };
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(body))
+}
+
 async fn breakers_page(State(s): State<Served>) -> impl IntoResponse {
     crate::control::list(&s.control).await
 }
@@ -361,6 +387,8 @@ pub async fn serve_with(
     let bound = listener.local_addr().map_err(bind_error)?;
     let listener = listener.into_std().map_err(bind_error)?;
     let app = Router::new()
+        .route("/", get(status_page))
+        .route("/status", get(status_json))
         .route("/metrics", get(metrics_page))
         .route("/health", get(health_page))
         .route("/breakers", get(breakers_page))

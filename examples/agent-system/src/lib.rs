@@ -3,8 +3,9 @@
 //! simulated LLM provider.
 //!
 //! `main.rs` only parses arguments and calls into this library: [`commands`] runs a
-//! subcommand, [`system`] spawns and drives the actors, [`exporter`] serves `/metrics` and
-//! `/health`, [`report`] tallies outcomes.
+//! subcommand, [`system`] spawns and drives the actors, [`exporter`] serves `/metrics`,
+//! `/health` and the status page ([`status`]), [`report`] tallies outcomes, [`timeline`] draws
+//! the run.
 //!
 //! ```text
 //! cargo run --release                                    # run with the embedded default config
@@ -31,7 +32,9 @@ pub mod provider;
 pub mod reload;
 pub mod report;
 pub mod settings;
+pub mod status;
 pub mod system;
+pub mod timeline;
 
 use ractor_resilience::config::ResolvedConfig;
 

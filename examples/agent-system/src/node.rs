@@ -245,6 +245,7 @@ async fn serve(args: &NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     let served_control = crate::control::Control {
         breakers,
         reload: None,
+        status: None,
         cluster: Some(crate::control::ClusterControl {
             node: node.clone(),
             breakers: control.clone(),

@@ -17,6 +17,7 @@ use std::time::Duration;
 use ractor_resilience::agent::{AgentHandle, CallError, CallOptions};
 use ractor_resilience::breaker::{BreakerHandle, KeyedBreakerEvent, KeyedBreakerHandle};
 use ractor_resilience::core::breaker::BreakerState;
+use ractor_resilience::metrics::TaskOutcome;
 use ractor_resilience::registry::{Registry, RegistryOptions};
 use ractor_resilience::task::{CancellationToken, TaskId};
 use tokio::task::JoinSet;
@@ -30,6 +31,7 @@ use crate::provider::http::HttpProvider;
 use crate::provider::simulated::SimulatedProvider;
 use crate::report::{Report, Tally, TransitionRecord};
 use crate::settings::ProviderSettings;
+use crate::timeline::{Outage, Series, Timeline};
 
 /// Why the system could not start.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +117,14 @@ impl From<Vec<BreakerHandle>> for BreakerView {
             keyed: BTreeMap::new(),
         })))
     }
+}
+
+/// Moves the count of retries already put in the series up to `now`; how many that adds.
+fn advance(seen: &Mutex<u64>, now: u64) -> u64 {
+    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+    let sent = now.saturating_sub(*seen);
+    *seen = (*seen).max(now);
+    sent
 }
 
 /// Records a keyed family's transitions in the run's transition list.
@@ -288,7 +298,26 @@ impl System {
         duration: Duration,
         stop: CancellationToken,
     ) -> Report {
+        self.drive_recorded(config, mode, duration, stop).await.0
+    }
+
+    /// [`drive`](Self::drive), and the run's [`Timeline`]: every task's outcome (and a
+    /// success's latency) in the bucket of the second it ended, the agents' retries sampled
+    /// once a second, every breaker's transitions, the simulated provider's outage windows.
+    pub async fn drive_recorded(
+        &self,
+        config: &SystemConfig,
+        mode: &str,
+        duration: Duration,
+        stop: CancellationToken,
+    ) -> (Report, Timeline) {
         let settings = &config.system;
+        let series = Arc::new(Mutex::new(Series::new(
+            duration.saturating_add(settings.drain_deadline),
+        )));
+        // The agents' retries already added to the series.
+        let sampled = Arc::new(Mutex::new(0u64));
+        let sampler = self.sample_retries(series.clone(), sampled.clone());
         let interval = Duration::from_secs_f64(1.0 / settings.workload.rate);
         let cancel_pending = CancellationToken::new();
         let models: Vec<Arc<str>> = settings
@@ -325,6 +354,7 @@ impl System {
             };
             let tally = self.tally.clone();
             tally.lock().unwrap_or_else(|e| e.into_inner()).submitted += 1;
+            let (series, start) = (series.clone(), self.start);
             let cancelled = cancel_pending.clone();
             let failure_log = failure_log.clone();
             tasks.spawn(async move {
@@ -340,6 +370,14 @@ impl System {
                     result = agent.call_with(request, opts) => result,
                 };
                 {
+                    let outcome = result
+                        .as_ref()
+                        .map_or_else(CallError::outcome, |_| TaskOutcome::Succeeded);
+                    series.lock().unwrap_or_else(|e| e.into_inner()).record(
+                        start.elapsed(),
+                        outcome,
+                        submitted.elapsed(),
+                    );
                     let mut tally = tally.lock().unwrap_or_else(|e| e.into_inner());
                     tally.record(&result, submitted.elapsed());
                     if let Some(reason) = FailureReason::of(&result) {
@@ -381,12 +419,20 @@ impl System {
             .iter()
             .map(|a| a.stats())
             .fold((0, 0), |(a, r), s| (a + s.attempts, r + s.retries));
+        sampler.abort();
+        // The retries since the last sample (a sample still in progress on another worker
+        // thread counts only what this one does not: both move `sampled` forward, never back).
+        let sent = advance(&sampled, retries);
+        let mut series = series.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        series.record_retries(self.start.elapsed(), sent);
+        series.finish(self.start.elapsed());
         let transitions = self
             .transitions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        Report::new(
+        let timeline = self.timeline(config, mode, ran_for, series, &transitions);
+        let report = Report::new(
             mode,
             settings.seed,
             ran_for,
@@ -394,7 +440,66 @@ impl System {
             attempts,
             retries,
             transitions,
-        )
+        );
+        (report, timeline)
+    }
+
+    /// Adds the agents' retries to `series` once a second (the difference from the last
+    /// sample), until aborted.
+    fn sample_retries(
+        &self,
+        series: Arc<Mutex<Series>>,
+        seen: Arc<Mutex<u64>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (agents, start) = (self.agents.clone(), self.start);
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let now: u64 = agents.iter().map(|a| a.stats().retries).sum();
+                let sent = advance(&seen, now);
+                series
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .record_retries(start.elapsed(), sent);
+            }
+        })
+    }
+
+    /// The run's timeline from its series and transitions.
+    fn timeline(
+        &self,
+        config: &SystemConfig,
+        mode: &str,
+        ran_for: Duration,
+        series: Series,
+        transitions: &[TransitionRecord],
+    ) -> Timeline {
+        let breakers: Vec<String> = self.breakers.get().into_keys().collect();
+        let families: Vec<String> = self.breakers.families().into_keys().collect();
+        let outages = match &config.system.provider {
+            ProviderSettings::Simulated(s) => s
+                .outages
+                .iter()
+                .map(|w| Outage {
+                    start: w.start,
+                    end: w.start + w.length,
+                    model: w.model.clone(),
+                })
+                .collect(),
+            ProviderSettings::Http(_) => Vec::new(),
+        };
+        let title = format!(
+            "agent-system {mode}: {} tasks/s for {}, seed {}",
+            config.system.workload.rate,
+            humantime::format_duration(Duration::from_millis(
+                u64::try_from(ran_for.as_millis()).unwrap_or(u64::MAX)
+            )),
+            config.system.seed
+        );
+        Timeline::new(title, series, &breakers, &families, transitions, outages)
     }
 
     /// Stops every actor.

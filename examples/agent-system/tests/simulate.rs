@@ -16,6 +16,7 @@ fn simulate(duration: &str, seed: u64, name: &str) -> (Value, String) {
         duration: Some(humantime::parse_duration(duration).unwrap()),
         report_json: Some(path.clone()),
         seed: Some(seed),
+        timeline: None,
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let status = commands::simulate(&args, &EnvOverrides::default(), &mut out, &mut err).unwrap();
@@ -117,6 +118,7 @@ fn overload_against_a_healthy_dependency_sheds_load_and_never_opens_the_breaker(
         duration: None,
         report_json: Some(path.clone()),
         seed: Some(1),
+        timeline: None,
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let status = commands::simulate(&args, &EnvOverrides::default(), &mut out, &mut err).unwrap();
@@ -158,6 +160,7 @@ fn one_models_outage_opens_its_key_while_the_other_models_keep_serving() {
         duration: None,
         report_json: Some(path.clone()),
         seed: None,
+        timeline: None,
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let status = commands::simulate(&args, &EnvOverrides::default(), &mut out, &mut err).unwrap();
