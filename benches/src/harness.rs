@@ -136,6 +136,7 @@ struct Plan {
     window: Duration,
     /// Sequential calls per remote latency repetition (per subject): a remote call takes
     /// hundreds of microseconds, not one.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     remote_calls: usize,
     /// Operations per core repetition.
     core_iters: u64,
