@@ -174,11 +174,18 @@ async fn a_cancel_naming_the_call_stops_the_attempt_there() {
         s.cancelled.load(Ordering::SeqCst),
         "the agent saw its signal"
     );
-    assert!(took < Duration::from_millis(300), "not its deadline: {took:?}");
+    assert!(
+        took < Duration::from_millis(300),
+        "not its deadline: {took:?}"
+    );
     // A cancel for a call that already ended changes nothing; the ingress still serves.
     cancel(&s.ingress, tag);
     assert_eq!(
-        send(&s.ingress, call(Work::Echo("on".into()), Duration::from_secs(1))).await,
+        send(
+            &s.ingress,
+            call(Work::Echo("on".into()), Duration::from_secs(1))
+        )
+        .await,
         Answer::Ok("on".into())
     );
     s.ingress.stop(None);

@@ -119,9 +119,10 @@ pub(crate) fn serve_child() {
     let cookie = std::env::var(COOKIE_ENV).expect("the cookie in the environment");
     let rt = crate::runtime();
     rt.block_on(async move {
-        let node = ClusterNode::start(NodeOptions::new("bench-serve", cookie).with_cluster(CLUSTER))
-            .await
-            .expect("the serving node starts");
+        let node =
+            ClusterNode::start(NodeOptions::new("bench-serve", cookie).with_cluster(CLUSTER))
+                .await
+                .expect("the serving node starts");
         let agent = AgentBuilder::new(AGENT, || Echo)
             .workers(1)
             .max_pending(MAX_PENDING)
@@ -251,9 +252,10 @@ impl RemoteSubjects {
                 .map_or(0, |d| d.as_nanos())
         );
         let (child, addr) = start_child(&cookie)?;
-        let node = ClusterNode::start(NodeOptions::new("bench-caller", cookie).with_cluster(CLUSTER))
-            .await
-            .map_err(|e| format!("the calling node: {e}"))?;
+        let node =
+            ClusterNode::start(NodeOptions::new("bench-caller", cookie).with_cluster(CLUSTER))
+                .await
+                .map_err(|e| format!("the calling node: {e}"))?;
         node.connect(addr)
             .await
             .map_err(|e| format!("join the serving node: {e}"))?;
@@ -266,9 +268,11 @@ impl RemoteSubjects {
                     .find(|cell| !cell.get_id().is_local())
             };
             let ready = node.nodes().iter().any(|n| n.connected);
-            if let (true, Some(bare), Some(_)) =
-                (ready, remote(BARE_SCOPE, BARE_GROUP), remote(CLUSTER, &group))
-            {
+            if let (true, Some(bare), Some(_)) = (
+                ready,
+                remote(BARE_SCOPE, BARE_GROUP),
+                remote(CLUSTER, &group),
+            ) {
                 break ActorRef::<EchoMsg>::from(bare);
             }
             if Instant::now() > until {

@@ -278,7 +278,9 @@ pub(crate) async fn run<A: Agent>(
     // 5. record (lock-free queues); the worker answers after taking its next job
     permit.record(breaker, took);
     if let Some((latency, outcome)) = sample {
-        shared.timeout.record(operation.as_deref(), latency, outcome);
+        shared
+            .timeout
+            .record(operation.as_deref(), latency, outcome);
     }
     Finished {
         ended,

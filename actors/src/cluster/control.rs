@@ -484,7 +484,8 @@ impl BreakerControl {
         let mut calls = tokio::task::JoinSet::new();
         let mut answered = Vec::new();
         loop {
-            for cell in ractor::pg::get_scoped_members(&self.shared.scope, &CONTROL_GROUP.to_owned())
+            for cell in
+                ractor::pg::get_scoped_members(&self.shared.scope, &CONTROL_GROUP.to_owned())
             {
                 let id = cell.get_id();
                 if id.is_local() || !asked.insert(id) {

@@ -659,18 +659,27 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_attempts_context_carries_its_callers_operation_and_key() {
-        let agent = AgentBuilder::new("ctx-probe", || Probe).spawn().await.unwrap();
+        let agent = AgentBuilder::new("ctx-probe", || Probe)
+            .spawn()
+            .await
+            .unwrap();
         let opts = CallOptions::default()
             .with_operation("summarise")
             .with_breaker_key("gpt-4o");
-        assert_eq!(agent.call_with(false, opts).await.unwrap(), "summarise/gpt-4o");
+        assert_eq!(
+            agent.call_with(false, opts).await.unwrap(),
+            "summarise/gpt-4o"
+        );
         assert_eq!(agent.call(false).await.unwrap(), "-/-");
         agent.stop();
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_attempt_given_up_tells_the_serving_node_to_stop() {
-        let agent = AgentBuilder::new("cancel-probe", || Probe).spawn().await.unwrap();
+        let agent = AgentBuilder::new("cancel-probe", || Probe)
+            .spawn()
+            .await
+            .unwrap();
         let ingress = crate::cluster::serve(agent.clone(), "remote-cancel-test", "n")
             .await
             .unwrap();
@@ -681,7 +690,10 @@ mod tests {
         let serving = ingress.clone();
         let answer = tokio::spawn(async move {
             serving
-                .call(|port| IngressMsg::Call(frame, port), Some(Duration::from_secs(120)))
+                .call(
+                    |port| IngressMsg::Call(frame, port),
+                    Some(Duration::from_secs(120)),
+                )
                 .await
         });
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -258,19 +258,19 @@ async fn serve(args: &NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
         agent = agent.breaker(llm);
     }
     let agent = agent
-    .workers(args.workers)
-    .max_pending(args.workers * 8)
-    // The caller retries: one attempt here (the ingress says so on every call anyway).
-    .retry_policy(
-        "work",
-        RetryPolicy::builder()
-            .with_max_attempts(1)
-            .build()
-            .map_err(|e| NodeError::Failed(e.to_string()))?,
-    )
-    .spawn()
-    .await
-    .map_err(|e| NodeError::Failed(e.to_string()))?;
+        .workers(args.workers)
+        .max_pending(args.workers * 8)
+        // The caller retries: one attempt here (the ingress says so on every call anyway).
+        .retry_policy(
+            "work",
+            RetryPolicy::builder()
+                .with_max_attempts(1)
+                .build()
+                .map_err(|e| NodeError::Failed(e.to_string()))?,
+        )
+        .spawn()
+        .await
+        .map_err(|e| NodeError::Failed(e.to_string()))?;
     let ingress = cluster::serve(agent.clone(), node.cluster(), &name)
         .await
         .map_err(|e| NodeError::Failed(e.to_string()))?;

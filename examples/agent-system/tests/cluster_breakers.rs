@@ -26,6 +26,9 @@ use serde_json::Value;
 
 const CLUSTER: &str = "ops-test";
 
+/// A task the caller sent: the node that ran it (`None`: refused or failed), the nodes tried.
+type Sent = (Option<String>, Vec<String>);
+
 /// `agent-system ARGS` to its exit (killed after `bound`): exit code, stdout, stderr.
 fn cli(args: &[&str], bound: Duration) -> (Option<i32>, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_agent-system"))
@@ -213,7 +216,8 @@ fn force_open_reaches_every_node_and_late_joiners_reset_undoes_it() {
         .expect("the caller's node starts");
     let ac = caller.local_addr().to_string();
     for node in [&n1, &n2, &n3] {
-        rt.block_on(caller.connect(node.addr)).expect("the caller dials");
+        rt.block_on(caller.connect(node.addr))
+            .expect("the caller dials");
     }
     let group = ractor_resilience::cluster::group_name("work");
     let ready_by = Instant::now() + Duration::from_secs(10);
@@ -237,10 +241,13 @@ fn force_open_reaches_every_node_and_late_joiners_reset_undoes_it() {
         .expect("the remote agent spawns");
     // The refusals are the replicas' (ignored by it), but the caller's own breaker is not what
     // is tested here.
-    agent.breaker().disable().expect("the caller's agent breaker runs");
+    agent
+        .breaker()
+        .disable()
+        .expect("the caller's agent breaker runs");
     let sending = Arc::new(AtomicBool::new(true));
     // (node that ran it, or None) and the nodes tried, per task.
-    let outcomes: Arc<Mutex<Vec<(Option<String>, Vec<String>)>>> = Arc::default();
+    let outcomes: Arc<Mutex<Vec<Sent>>> = Arc::default();
     let senders: Vec<_> = (0..16)
         .map(|_| {
             let (agent, sending, outcomes) = (agent.clone(), sending.clone(), outcomes.clone());
@@ -321,7 +328,9 @@ fn force_open_reaches_every_node_and_late_joiners_reset_undoes_it() {
     );
     assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
     assert_eq!(
-        out.lines().filter(|l| l.ends_with("reset -> closed")).count(),
+        out.lines()
+            .filter(|l| l.ends_with("reset -> closed"))
+            .count(),
         4,
         "four acknowledgements (the caller that left is listed down): {out}"
     );
