@@ -45,7 +45,10 @@ pub use control::{
     BreakerCommand, BreakerControl, BreakerOp, CONTROL_GROUP, CommandAck, CommandReport,
     ControlMsg, control_scope,
 };
-pub use frame::{Answer, FRAME_VERSION, Frame, FrameError, FrameKind, MAX_BODY, RemoteCall};
+pub use frame::{
+    Answer, CallTag, FRAME_VERSION, Frame, FrameError, FrameKind, MAX_BODY, MIN_FRAME_VERSION,
+    RemoteCall,
+};
 pub use ingress::{Ingress, IngressMsg, IngressState, group_name, serve};
 pub use node::{ClusterNode, ClusterNodeError, NodeOptions, NodeView};
 pub use remote::{Remote, RemoteError, RemoteOptions, RemoteTask};

@@ -156,6 +156,16 @@ pub struct TaskContext {
     /// Whether a downstream call made for this task should be told that a layer above it retries
     /// it (this layer, or one further up that told this one).
     pub retries_here: bool,
+    /// The operation the task was submitted for ([`CallOptions::operation`]), so that an agent
+    /// that forwards the task (a remote agent's attempt) can forward it too.
+    ///
+    /// [`CallOptions::operation`]: crate::agent::CallOptions::operation
+    pub operation: Option<Arc<str>>,
+    /// The breaker key its caller gave ([`CallOptions::breaker_key`]; `None` when the caller
+    /// gave none and the key, if any, comes from the task itself).
+    ///
+    /// [`CallOptions::breaker_key`]: crate::agent::CallOptions::breaker_key
+    pub breaker_key: Option<Arc<str>>,
     signal: Arc<Signal>,
 }
 
@@ -199,6 +209,8 @@ impl TaskContext {
             attempt,
             deadline,
             retries_here,
+            operation: None,
+            breaker_key: None,
             signal: Arc::new(Signal {
                 parent: None,
                 token: OnceLock::from(cancel),
@@ -206,8 +218,21 @@ impl TaskContext {
         }
     }
 
+    /// The same context for operation `operation`.
+    pub fn with_operation(mut self, operation: impl Into<Arc<str>>) -> Self {
+        self.operation = Some(operation.into());
+        self
+    }
+
+    /// The same context with the breaker key its caller gave.
+    pub fn with_breaker_key(mut self, key: impl Into<Arc<str>>) -> Self {
+        self.breaker_key = Some(key.into());
+        self
+    }
+
     /// A worker's context for one attempt, reusing `signal` when nothing else holds it (the
     /// previous attempt's context is gone), else a fresh one.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn for_attempt(
         signal: &mut Arc<Signal>,
         parent: Option<&CancellationToken>,
@@ -215,6 +240,8 @@ impl TaskContext {
         attempt: u32,
         deadline: Option<tokio::time::Instant>,
         retries_here: bool,
+        operation: Option<Arc<str>>,
+        breaker_key: Option<Arc<str>>,
     ) -> Self {
         let fresh = Signal {
             parent: parent.cloned(),
@@ -229,6 +256,8 @@ impl TaskContext {
             attempt,
             deadline,
             retries_here,
+            operation,
+            breaker_key,
             signal: signal.clone(),
         }
     }

@@ -2,20 +2,23 @@
 //! decodes a call frame, runs exactly one attempt with the deadline the caller had left, and
 //! answers every call — with the outcome, a refusal, or `BadRequest` for a frame it cannot
 //! read (never by dropping the caller's reply port). No node server: the ingress is called
-//! locally, as a remote node's session does after decoding the bytes.
+//! locally, as a remote node's session does after decoding the bytes. What travels in the call
+//! applies there: the operation (per-operation timeouts), the breaker key, and a `Cancel`
+//! naming the call's tag stops the attempt; a version-1 call is still served.
 #![cfg(feature = "cluster")]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use ractor::ActorRef;
 use ractor::rpc::CallResult;
 use ractor_resilience::agent::{Agent, AgentBuilder, AgentHandle, ErrorClass};
 use ractor_resilience::cluster::{
-    self, Answer, FRAME_VERSION, Frame, FrameError, FrameKind, IngressMsg, RemoteCall,
+    self, Answer, CallTag, FRAME_VERSION, Frame, FrameError, FrameKind, IngressMsg, RemoteCall,
 };
 use ractor_resilience::task::{TaskContext, TaskEnvelope};
+use ractor_resilience::timeout::{OperationTimeouts, TimeoutPolicy};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -27,10 +30,15 @@ enum Work {
     Echo(String),
     Fail,
     Sleep(Duration),
+    /// Answers the operation and breaker key its context carries.
+    Context,
+    /// Waits for its cancellation signal (at most an hour) and records that it came.
+    UntilCancelled,
 }
 
 struct Worker {
     runs: Arc<AtomicU32>,
+    cancelled: Arc<AtomicBool>,
 }
 
 impl Agent for Worker {
@@ -38,7 +46,7 @@ impl Agent for Worker {
     type Output = String;
     type Error = WorkError;
 
-    async fn handle(&mut self, task: Work, _ctx: TaskContext) -> Result<String, WorkError> {
+    async fn handle(&mut self, task: Work, ctx: TaskContext) -> Result<String, WorkError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         match task {
             Work::Echo(s) => Ok(s),
@@ -46,6 +54,20 @@ impl Agent for Worker {
             Work::Sleep(d) => {
                 tokio::time::sleep(d).await;
                 Ok("slept".into())
+            }
+            Work::Context => Ok(format!(
+                "{}/{}",
+                ctx.operation.as_deref().unwrap_or("-"),
+                ctx.breaker_key.as_deref().unwrap_or("-")
+            )),
+            Work::UntilCancelled => {
+                tokio::select! {
+                    () = ctx.cancel().cancelled() => {
+                        self.cancelled.store(true, Ordering::SeqCst);
+                        Err(WorkError("cancelled".into()))
+                    }
+                    () = tokio::time::sleep(Duration::from_secs(3600)) => Ok("not cancelled".into()),
+                }
             }
         }
     }
@@ -59,19 +81,32 @@ struct Served {
     agent: AgentHandle<Worker>,
     ingress: ActorRef<IngressMsg>,
     runs: Arc<AtomicU32>,
+    cancelled: Arc<AtomicBool>,
 }
 
 async fn served(scope: &str, workers: usize, max_pending: usize) -> Served {
+    served_with(scope, workers, max_pending, None).await
+}
+
+async fn served_with(
+    scope: &str,
+    workers: usize,
+    max_pending: usize,
+    timeouts: Option<TimeoutPolicy>,
+) -> Served {
     let runs = Arc::new(AtomicU32::new(0));
-    let counted = runs.clone();
-    let agent = AgentBuilder::new("work", move || Worker {
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let (counted, seen) = (runs.clone(), cancelled.clone());
+    let mut builder = AgentBuilder::new("work", move || Worker {
         runs: counted.clone(),
+        cancelled: seen.clone(),
     })
     .workers(workers)
-    .max_pending(max_pending)
-    .spawn()
-    .await
-    .unwrap();
+    .max_pending(max_pending);
+    if let Some(policy) = timeouts {
+        builder = builder.timeout_policy("work", policy);
+    }
+    let agent = builder.spawn().await.unwrap();
     let ingress = cluster::serve(agent.clone(), scope, "node-test")
         .await
         .unwrap();
@@ -79,6 +114,7 @@ async fn served(scope: &str, workers: usize, max_pending: usize) -> Served {
         agent,
         ingress,
         runs,
+        cancelled,
     }
 }
 
@@ -96,9 +132,130 @@ async fn send(ingress: &ActorRef<IngressMsg>, frame: Frame) -> Answer<String, Wo
     }
 }
 
+fn envelope(work: Work, deadline: Duration) -> TaskEnvelope<Work> {
+    TaskEnvelope::new(work).with_deadline(deadline)
+}
+
 fn call(work: Work, deadline: Duration) -> Frame {
-    let env: RemoteCall<Work> = TaskEnvelope::new(work).with_deadline(deadline);
-    Frame::encode(FrameKind::Call, &env).unwrap()
+    Frame::encode(FrameKind::Call, &RemoteCall::new(envelope(work, deadline))).unwrap()
+}
+
+fn tagged(envelope: TaskEnvelope<Work>, tag: CallTag) -> Frame {
+    Frame::encode(FrameKind::Call, &RemoteCall::new(envelope).with_tag(tag)).unwrap()
+}
+
+fn cancel(ingress: &ActorRef<IngressMsg>, tag: CallTag) {
+    let frame = Frame::encode(FrameKind::Cancel, &tag).unwrap();
+    ingress.cast(IngressMsg::Cancel(frame)).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancel_naming_the_call_stops_the_attempt_there() {
+    let s = served("ingress-cancel", 2, 8).await;
+    let tag = CallTag { caller: 9, seq: 1 };
+    let started = tokio::time::Instant::now();
+    let ingress = s.ingress.clone();
+    let answer = tokio::spawn(async move {
+        let frame = tagged(envelope(Work::UntilCancelled, Duration::from_secs(10)), tag);
+        send(&ingress, frame).await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Another caller's tag, and another attempt's: nothing stops.
+    cancel(&s.ingress, CallTag { caller: 8, seq: 1 });
+    cancel(&s.ingress, CallTag { caller: 9, seq: 2 });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!answer.is_finished(), "only its own tag cancels it");
+    assert!(!s.cancelled.load(Ordering::SeqCst));
+    cancel(&s.ingress, tag);
+    let answer = answer.await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(answer, Answer::Unavailable, "cancelled there");
+    assert!(
+        s.cancelled.load(Ordering::SeqCst),
+        "the agent saw its signal"
+    );
+    assert!(
+        took < Duration::from_millis(300),
+        "not its deadline: {took:?}"
+    );
+    // A cancel for a call that already ended changes nothing; the ingress still serves.
+    cancel(&s.ingress, tag);
+    assert_eq!(
+        send(
+            &s.ingress,
+            call(Work::Echo("on".into()), Duration::from_secs(1))
+        )
+        .await,
+        Answer::Ok("on".into())
+    );
+    s.ingress.stop(None);
+    s.agent.stop();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_operation_and_breaker_key_reach_the_serving_agent() {
+    let s = served("ingress-context", 1, 8).await;
+    let env = envelope(Work::Context, Duration::from_secs(1))
+        .with_operation("summarise")
+        .with_breaker_key("gpt-4o");
+    let answer = send(&s.ingress, tagged(env, CallTag { caller: 1, seq: 1 })).await;
+    assert_eq!(answer, Answer::Ok("summarise/gpt-4o".into()));
+    let bare = send(&s.ingress, call(Work::Context, Duration::from_secs(1))).await;
+    assert_eq!(bare, Answer::Ok("-/-".into()));
+    s.ingress.stop(None);
+    s.agent.stop();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_operations_own_timeout_applies_on_the_serving_node() {
+    let policy = TimeoutPolicy::PerOperation(
+        OperationTimeouts::new(Duration::from_secs(30))
+            .with_operation("quick", Duration::from_millis(50)),
+    );
+    let s = served_with("ingress-operation", 1, 8, Some(policy)).await;
+    let env = envelope(Work::Sleep(Duration::from_secs(10)), Duration::from_secs(5))
+        .with_operation("quick");
+    let started = tokio::time::Instant::now();
+    let answer = send(&s.ingress, tagged(env, CallTag { caller: 1, seq: 1 })).await;
+    assert_eq!(
+        answer,
+        Answer::TimedOut {
+            after: Duration::from_millis(50)
+        }
+    );
+    assert!(started.elapsed() < Duration::from_millis(100));
+    s.ingress.stop(None);
+    s.agent.stop();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_version_1_call_is_still_served_and_answered_in_version_1() {
+    let s = served("ingress-v1", 1, 8).await;
+    // A version-1 caller's frame: the bare envelope. Answers are written at version 1, so
+    // one is the same bytes with the kind changed.
+    let env = envelope(Work::Echo("old".into()), Duration::from_secs(1));
+    let mut bytes = Frame::encode(FrameKind::Answer, &env)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    assert_eq!(bytes[0], 1);
+    bytes[1] = FrameKind::Call as u8;
+    let reply = s
+        .ingress
+        .call(
+            |port| IngressMsg::Call(Frame::from_vec(bytes), port),
+            Some(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.version(), Some(1), "an older caller reads the answer");
+    assert_eq!(
+        reply.decode::<Answer<String, WorkError>>(FrameKind::Answer),
+        Ok(Answer::Ok("old".into()))
+    );
+    s.ingress.stop(None);
+    s.agent.stop();
 }
 
 #[tokio::test(start_paused = true)]

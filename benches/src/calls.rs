@@ -185,7 +185,12 @@ impl Caller for RejectCaller {
 // ===== timing =====
 
 /// The p50 latency in ns of `calls` sequential calls by one caller task.
-pub(crate) async fn p50_ns<C: Caller>(mut caller: C, calls: usize) -> f64 {
+pub(crate) async fn p50_ns<C: Caller>(caller: C, calls: usize) -> f64 {
+    p50_p99_ns(caller, calls).await.0
+}
+
+/// The p50 and p99 latencies in ns of `calls` sequential calls by one caller task.
+pub(crate) async fn p50_p99_ns<C: Caller>(mut caller: C, calls: usize) -> (f64, f64) {
     let task = tokio::spawn(async move {
         let mut samples = Vec::with_capacity(calls);
         for _ in 0..calls {
@@ -193,7 +198,8 @@ pub(crate) async fn p50_ns<C: Caller>(mut caller: C, calls: usize) -> f64 {
             caller.call().await;
             samples.push(t.elapsed().as_nanos() as u64);
         }
-        stats::quantile(&mut samples, 0.5)
+        let p50 = stats::quantile(&mut samples, 0.5);
+        (p50, stats::quantile(&mut samples, 0.99))
     });
     task.await.expect("the latency task panicked")
 }

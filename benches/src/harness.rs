@@ -4,7 +4,11 @@
 //! cargo build --release -p agent-system          # for simulate_1h_wall_s (on its own: built
 //!                                                 # together, its tokio test-util reaches this)
 //! cargo run --release -p resilience-bench -- --json [--quick] [--only latency,throughput]
+//! cargo run --release -p resilience-bench --features cluster -- --json --quick --only remote
 //! ```
+//!
+//! `remote` (remote_call_p50_ratio) needs the `cluster` feature; without it its figures are
+//! reported absent, with the reason on stderr.
 //!
 //! Absolute times drift on a shared 2-core machine, so every target is a **ratio against a
 //! baseline measured in the same run**: the repetitions of the baseline and of the measured
@@ -23,6 +27,8 @@ mod hol;
 mod keyed;
 mod memory;
 mod peer;
+#[cfg(feature = "cluster")]
+mod remote;
 mod report;
 mod simulate;
 mod stats;
@@ -75,6 +81,10 @@ struct Cli {
     /// --count: sequential calls per repetition).
     #[arg(long, hide = true)]
     exporter_probe: bool,
+    /// Internal: serve the remote group's agent and echo actor as a cluster node (feature
+    /// `cluster`) until stdin closes.
+    #[arg(long, hide = true)]
+    remote_serve: bool,
     /// Internal: how many actors or agents the memory probe spawns.
     #[arg(long, hide = true, default_value_t = 10_000)]
     count: usize,
@@ -104,6 +114,9 @@ enum Group {
     /// Keyed breaker families: decision cost for a random key among 100 000, RSS per key with
     /// 1 000 000 held.
     Keyed,
+    /// Remote calls (feature `cluster`): the stack to an agent on another node (a child
+    /// process) against a bare ractor_cluster `call!` to an echo actor there.
+    Remote,
     /// Not in the default run: the stack's overhead rebuilt step by step, and the per-agent
     /// memory split between its actors.
     Anatomy,
@@ -132,6 +145,10 @@ struct Plan {
     calls: usize,
     /// Throughput window per repetition (per subject and caller count).
     window: Duration,
+    /// Sequential calls per remote latency repetition (per subject): a remote call takes
+    /// hundreds of microseconds, not one.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    remote_calls: usize,
     /// Operations per core repetition.
     core_iters: u64,
     /// Memory probes: actors / agents per probe.
@@ -152,6 +169,7 @@ impl Plan {
             Plan {
                 reps: 5,
                 calls: 50_000,
+                remote_calls: 5_000,
                 window: Duration::from_millis(400),
                 core_iters: 2_000_000,
                 mem_count: 10_000,
@@ -164,6 +182,7 @@ impl Plan {
             Plan {
                 reps: 9,
                 calls: 200_000,
+                remote_calls: 20_000,
                 window: Duration::from_secs(1),
                 core_iters: 10_000_000,
                 mem_count: 10_000,
@@ -203,6 +222,13 @@ fn main() {
         exporter::run_probe(cli.reps.unwrap_or(5), cli.count);
         return;
     }
+    if cli.remote_serve {
+        #[cfg(feature = "cluster")]
+        remote::serve_child();
+        #[cfg(not(feature = "cluster"))]
+        eprintln!("--remote-serve needs the `cluster` feature");
+        return;
+    }
     if let Some(subject) = cli.profile {
         profile(subject, cli.seconds, cli.callers);
         return;
@@ -240,6 +266,7 @@ fn main() {
             Group::Keyed => keyed(&plan, &mut out),
             Group::Exporter => exporter_group(&plan, &mut out),
             Group::Agents => agents(&plan, &mut out),
+            Group::Remote => remote(&plan, &mut out),
             Group::Anatomy => anatomy(&plan, &mut out),
         }
         eprintln!("[{group:?}] {:.1} s", t.elapsed().as_secs_f64());
@@ -423,6 +450,79 @@ fn actors(group: Group, plan: &Plan, out: &mut Reporter) {
                 }
             }
         }
+    }
+}
+
+// ===== remote =====
+
+/// The remote figures' names and units, in the order they are reported.
+const REMOTE_FIGURES: [(&str, &str); 6] = [
+    ("remote_bare_call_p50_ns", "ns"),
+    ("remote_stack_call_p50_ns", "ns"),
+    ("remote_call_p50_ratio", "ratio"),
+    ("remote_bare_call_p99_ns", "ns"),
+    ("remote_stack_call_p99_ns", "ns"),
+    ("remote_call_p99_ratio", "ratio"),
+];
+
+#[cfg(not(feature = "cluster"))]
+fn remote(_plan: &Plan, out: &mut Reporter) {
+    let why = "built without the `cluster` feature (cargo run --release -p resilience-bench \
+               --features cluster -- --only remote)";
+    for (name, unit) in REMOTE_FIGURES {
+        out.absent(name, unit, why);
+    }
+}
+
+#[cfg(feature = "cluster")]
+fn remote(plan: &Plan, out: &mut Reporter) {
+    let rt = runtime();
+    let plan = *plan;
+    let measured = rt.block_on(async move {
+        let subjects = remote::RemoteSubjects::start().await?;
+        // [bare p50, stack p50, bare p99, stack p99] per repetition.
+        let mut samples: [Vec<f64>; 4] = Default::default();
+        for rep in 0..=plan.reps {
+            // Alternate which subject runs first.
+            let mut bare = (0.0, 0.0);
+            let mut stack = (0.0, 0.0);
+            for k in 0..2 {
+                if (rep + k) % 2 == 0 {
+                    bare = calls::p50_p99_ns(subjects.bare.clone(), plan.remote_calls).await;
+                } else {
+                    stack = calls::p50_p99_ns(subjects.stack.clone(), plan.remote_calls).await;
+                }
+            }
+            if rep > 0 {
+                samples[0].push(bare.0);
+                samples[1].push(stack.0);
+                samples[2].push(bare.1);
+                samples[3].push(stack.1);
+            }
+        }
+        subjects.stop();
+        Ok::<_, String>(samples)
+    });
+    rt.shutdown_timeout(Duration::from_secs(2));
+    let [bare50, stack50, bare99, stack99] = match measured {
+        Ok(samples) => samples,
+        Err(why) => {
+            for (name, unit) in REMOTE_FIGURES {
+                out.absent(name, unit, &why);
+            }
+            return;
+        }
+    };
+    let values = [
+        summarize(&bare50),
+        summarize(&stack50),
+        summarize(&ratios(&stack50, &bare50)),
+        summarize(&bare99),
+        summarize(&stack99),
+        summarize(&ratios(&stack99, &bare99)),
+    ];
+    for ((name, unit), value) in REMOTE_FIGURES.into_iter().zip(values) {
+        out.figure(name, unit, value);
     }
 }
 

@@ -113,6 +113,11 @@ const TARGETS: &[Target] = &[
         bound: 1024.0,
     },
     Target {
+        name: "remote_call_p50_ratio",
+        at_most: true,
+        bound: 1.5,
+    },
+    Target {
         name: "hol_p50_ratio",
         at_most: true,
         bound: 1.1,

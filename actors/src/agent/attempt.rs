@@ -177,7 +177,7 @@ pub(crate) async fn run<A: Agent>(
         attempt,
         deadline,
         operation,
-        breaker_key: _,
+        breaker_key,
         cancel: task_cancel,
         retried_upstream,
         queued,
@@ -188,8 +188,7 @@ pub(crate) async fn run<A: Agent>(
     shared
         .metrics
         .queue_wait(now.saturating_duration_since(queued));
-    let operation = operation.as_deref();
-    let policy = shared.timeout.timeout_for(operation);
+    let policy = shared.timeout.timeout_for(operation.as_deref());
     let left = deadline.map(|d| d.saturating_duration_since(now));
     // The deadline cuts this attempt short when it comes first: then reaching it is the
     // caller's patience running out, not the dependency being slow.
@@ -207,6 +206,9 @@ pub(crate) async fn run<A: Agent>(
         attempt,
         Some(at),
         shared.retried_at_or_above(retried_upstream),
+        // For an agent that forwards the task (a remote attempt); a reference count at most.
+        operation.clone(),
+        breaker_key,
     );
     shared.count_attempt(attempt);
     if let Some(started) = started {
@@ -279,7 +281,9 @@ pub(crate) async fn run<A: Agent>(
     // 5. record (lock-free queues); the worker answers after taking its next job
     permit.record(breaker, took);
     if let Some((latency, outcome)) = sample {
-        shared.timeout.record(operation, latency, outcome);
+        shared
+            .timeout
+            .record(operation.as_deref(), latency, outcome);
     }
     Finished {
         ended,

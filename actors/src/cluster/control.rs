@@ -154,6 +154,10 @@ pub enum ControlMsg {
     Command(Frame, RpcReplyPort<Frame>),
     /// A peer's table (a `Vec<BreakerCommand>` frame), merged command by command.
     Snapshot(Frame),
+    /// This node's table, asked for by a node that is starting
+    /// ([`BreakerControl::sync`]); answered with a `Snapshot` frame, empty or not.
+    #[rpc]
+    Fetch(RpcReplyPort<Frame>),
 }
 
 impl std::fmt::Debug for ControlMsg {
@@ -163,6 +167,7 @@ impl std::fmt::Debug for ControlMsg {
                 write!(f, "ControlMsg::Command({} bytes)", frame.len())
             }
             ControlMsg::Snapshot(frame) => write!(f, "ControlMsg::Snapshot({} bytes)", frame.len()),
+            ControlMsg::Fetch(_) => f.write_str("ControlMsg::Fetch"),
         }
     }
 }
@@ -464,6 +469,66 @@ impl BreakerControl {
         })
     }
 
+    /// Obtains the cluster's current commands before this node serves: asks the control of
+    /// every peer visible in the control group for its table (waiting, within `bound`, for the
+    /// first to appear once sessions are up) and applies what is newer, as a snapshot pushed to
+    /// it would be. Returns once at least one peer answered and every peer asked has answered or
+    /// failed, or when `bound` has passed; the push on join and the periodic re-push still apply
+    /// anything that arrives later. A node started before any other has nobody to ask: call
+    /// this only when it joined peers.
+    ///
+    /// Returns the names of the nodes that answered (empty: none within `bound`).
+    pub async fn sync(&self, bound: Duration) -> Vec<String> {
+        let until = tokio::time::Instant::now() + bound;
+        let mut asked: BTreeSet<ractor::ActorId> = BTreeSet::new();
+        let mut calls = tokio::task::JoinSet::new();
+        let mut answered = Vec::new();
+        loop {
+            for cell in
+                ractor::pg::get_scoped_members(&self.shared.scope, &CONTROL_GROUP.to_owned())
+            {
+                let id = cell.get_id();
+                if id.is_local() || !asked.insert(id) {
+                    continue;
+                }
+                let name = self
+                    .membership
+                    .session(id.node())
+                    .map_or_else(|| format!("{id}"), |s| s.name.to_string());
+                let control: ActorRef<ControlMsg> = cell.into();
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                calls.spawn(async move {
+                    let call = control.call(ControlMsg::Fetch, Some(left));
+                    let table = match tokio::time::timeout(left, call).await {
+                        Ok(Ok(ractor::rpc::CallResult::Success(frame))) => frame
+                            .decode::<Vec<BreakerCommand>>(FrameKind::Snapshot)
+                            .ok(),
+                        _ => None,
+                    };
+                    (name, table)
+                });
+            }
+            let tick = tokio::time::sleep(Duration::from_millis(10));
+            tokio::select! {
+                joined = calls.join_next(), if !calls.is_empty() => {
+                    if let Some(Ok((name, Some(table)))) = joined {
+                        for cmd in &table {
+                            self.shared.receive(cmd, false).await;
+                        }
+                        answered.push(name);
+                    }
+                }
+                () = tick => {}
+            }
+            if (!answered.is_empty() && calls.is_empty()) || tokio::time::Instant::now() >= until {
+                break;
+            }
+        }
+        calls.abort_all();
+        answered.sort();
+        answered
+    }
+
     /// Leaves the control group and stops.
     pub fn stop(&self) {
         self.resync.abort();
@@ -527,6 +592,11 @@ impl Actor for ControlActor {
                     }
                     // No answer: the caller's timeout reports this node as missing.
                     Err(e) => tracing::debug!(error = %e, "bad breaker command frame"),
+                }
+            }
+            ControlMsg::Fetch(port) => {
+                if let Ok(frame) = Frame::encode(FrameKind::Snapshot, &shared.snapshot()) {
+                    let _ = port.send(frame);
                 }
             }
             ControlMsg::Snapshot(frame) => {

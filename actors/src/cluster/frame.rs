@@ -1,10 +1,17 @@
 //! [`Frame`]: the versioned payload of every remote message, and the wire types it carries.
 //!
 //! ```text
-//!  byte 0   version (FRAME_VERSION)
-//!  byte 1   kind (Call, Answer, Ping, Pong, Command, Ack, Snapshot)
+//!  byte 0   version (1 ..= FRAME_VERSION; each kind is written at the lowest version whose
+//!           body it has: Call and Cancel at 2, the others at 1)
+//!  byte 1   kind (Call, Answer, Ping, Pong, Command, Ack, Snapshot, Cancel)
 //!  2..      postcard body (serde), at most MAX_BODY bytes
 //! ```
+//!
+//! Versions: 1 carried a call as a bare [`TaskEnvelope`]; 2 carries a [`RemoteCall`] (the
+//! envelope and the [`CallTag`] a later `Cancel` names) and adds `Cancel`. A version-2 node
+//! reads version-1 calls (no tag: not cancellable) and answers them in version-1 frames, so an
+//! older caller keeps working; an older node answers a version-2 call `BadRequest(Version)`,
+//! which the caller treats as a frame error (retried on another replica), never a hang.
 //!
 //! ractor_cluster's `BytesConvertable::from_bytes` cannot return an error, so a [`Frame`] is
 //! only bytes on the way in; [`Frame::decode`] validates it and returns a [`FrameError`] value
@@ -18,8 +25,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::task::TaskEnvelope;
 
-/// The frame format version this build speaks.
-pub const FRAME_VERSION: u8 = 1;
+/// The highest frame format version this build speaks (it reads every version from
+/// [`MIN_FRAME_VERSION`] on).
+pub const FRAME_VERSION: u8 = 2;
+
+/// The lowest frame format version this build reads.
+pub const MIN_FRAME_VERSION: u8 = 1;
 
 /// The largest body a frame may carry (well below ractor_cluster's 16 MiB inbound frame cap, so
 /// an oversized payload is a clear error here rather than a dropped connection there).
@@ -44,9 +55,29 @@ pub enum FrameKind {
     /// A node's latest command per breaker, pushed to nodes that join
     /// (`Vec<`[`BreakerCommand`](super::BreakerCommand)`>`).
     Snapshot = 7,
+    /// The caller gave up an attempt (its timeout, its cancellation, its deadline): the
+    /// [`CallTag`] of the call to stop (version 2 on).
+    Cancel = 8,
 }
 
 impl FrameKind {
+    /// The version this kind is written at: the lowest whose body it has, so that nodes of an
+    /// older version keep reading what did not change.
+    pub const fn version(self) -> u8 {
+        match self {
+            FrameKind::Call | FrameKind::Cancel => 2,
+            _ => 1,
+        }
+    }
+
+    /// The first version that has this kind.
+    const fn since(self) -> u8 {
+        match self {
+            FrameKind::Cancel => 2,
+            _ => 1,
+        }
+    }
+
     fn from_byte(b: u8) -> Option<Self> {
         match b {
             1 => Some(FrameKind::Call),
@@ -56,6 +87,7 @@ impl FrameKind {
             5 => Some(FrameKind::Command),
             6 => Some(FrameKind::Ack),
             7 => Some(FrameKind::Snapshot),
+            8 => Some(FrameKind::Cancel),
             _ => None,
         }
     }
@@ -77,8 +109,10 @@ pub enum FrameError {
         /// The frame's length.
         len: usize,
     },
-    /// Written by a version this build does not speak.
-    #[error("frame version {got} not supported (this node speaks {FRAME_VERSION})")]
+    /// Written by a version this build does not speak (or a kind that version lacks).
+    #[error(
+        "frame version {got} not supported (this node speaks {MIN_FRAME_VERSION} to {FRAME_VERSION})"
+    )]
     Version {
         /// The version byte found.
         got: u8,
@@ -135,7 +169,17 @@ impl Frame {
     /// [`FrameError::Body`] if serde refuses the value, [`FrameError::TooLarge`] past
     /// [`MAX_BODY`].
     pub fn encode<T: Serialize + ?Sized>(kind: FrameKind, value: &T) -> Result<Frame, FrameError> {
-        let bytes = postcard::to_extend(value, vec![FRAME_VERSION, kind as u8])
+        Frame::encode_at(kind.version(), kind, value)
+    }
+
+    /// Encodes `value` as a frame of `kind` at `version` (for answering an older node in its
+    /// own version, and for tests).
+    fn encode_at<T: Serialize + ?Sized>(
+        version: u8,
+        kind: FrameKind,
+        value: &T,
+    ) -> Result<Frame, FrameError> {
+        let bytes = postcard::to_extend(value, vec![version, kind as u8])
             .map_err(|e| FrameError::Body(e.to_string()))?;
         let len = bytes.len() - 2;
         if len > MAX_BODY {
@@ -145,14 +189,24 @@ impl Frame {
     }
 
     /// Decodes a frame of `kind`. Never panics: anything malformed is an [`FrameError`].
+    /// Calls are read with [`RemoteCall::from_frame`], which also reads version-1 calls.
     ///
     /// # Errors
     /// See [`FrameError`].
     pub fn decode<T: DeserializeOwned>(&self, kind: FrameKind) -> Result<T, FrameError> {
+        self.decode_body(kind)
+    }
+
+    /// The frame's version byte, once its header is valid (`None`: truncated).
+    pub fn version(&self) -> Option<u8> {
+        (self.0.len() >= 2).then(|| self.0[0])
+    }
+
+    fn decode_body<T: DeserializeOwned>(&self, kind: FrameKind) -> Result<T, FrameError> {
         let [version, got, body @ ..] = self.0.as_slice() else {
             return Err(FrameError::Truncated { len: self.0.len() });
         };
-        if *version != FRAME_VERSION {
+        if !(MIN_FRAME_VERSION..=FRAME_VERSION).contains(version) || *version < kind.since() {
             return Err(FrameError::Version { got: *version });
         }
         if *got != kind as u8 {
@@ -203,10 +257,72 @@ impl ractor::BytesConvertable for Frame {
     }
 }
 
+/// What names one remote attempt to its serving node, for a later `Cancel`: a number the
+/// calling process drew at random once, and a counter. Unique per attempt across callers
+/// (task ids are unique only within a process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CallTag {
+    /// The calling process's random number.
+    pub caller: u64,
+    /// The attempt's number in that process.
+    pub seq: u64,
+}
+
 /// A task for one attempt on a serving node: its envelope carries the id (the idempotency key),
-/// the attempt number, the deadline as the time remaining when it was sent, and the operation.
-/// The serving node runs exactly one attempt (it is told the caller retries).
-pub type RemoteCall<T> = TaskEnvelope<T>;
+/// the attempt number, the deadline as the time remaining when it was sent, the operation (for
+/// per-operation timeouts there) and the breaker key (for a keyed breaker family there); the
+/// tag lets the caller cancel it. The serving node runs exactly one attempt (it is told the
+/// caller retries).
+///
+/// ```
+/// use std::time::Duration;
+/// use ractor_resilience::cluster::{CallTag, Frame, FrameKind, RemoteCall};
+/// use ractor_resilience::task::TaskEnvelope;
+///
+/// let envelope = TaskEnvelope::new("hi".to_string())
+///     .with_deadline(Duration::from_secs(1))
+///     .with_operation("summarise");
+/// let call = RemoteCall::new(envelope).with_tag(CallTag { caller: 7, seq: 1 });
+/// let frame = Frame::encode(FrameKind::Call, &call).unwrap();
+/// assert_eq!(RemoteCall::<String>::from_frame(&frame).unwrap(), call);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteCall<T> {
+    /// The task and what travels with it.
+    pub envelope: TaskEnvelope<T>,
+    /// What a `Cancel` for this attempt names (`None`: not cancellable, e.g. a version-1 call).
+    pub tag: Option<CallTag>,
+}
+
+impl<T> RemoteCall<T> {
+    /// A call of `envelope`, not cancellable.
+    pub fn new(envelope: TaskEnvelope<T>) -> Self {
+        RemoteCall {
+            envelope,
+            tag: None,
+        }
+    }
+
+    /// The same call, cancellable by a `Cancel` naming `tag`.
+    pub fn with_tag(mut self, tag: CallTag) -> Self {
+        self.tag = Some(tag);
+        self
+    }
+}
+
+impl<T: DeserializeOwned> RemoteCall<T> {
+    /// Reads a `Call` frame of any version this build speaks: a version-1 frame (a bare
+    /// envelope) becomes a call with no tag.
+    ///
+    /// # Errors
+    /// See [`FrameError`].
+    pub fn from_frame(frame: &Frame) -> Result<Self, FrameError> {
+        match frame.version() {
+            Some(1) => frame.decode_body(FrameKind::Call).map(RemoteCall::new),
+            _ => frame.decode_body(FrameKind::Call),
+        }
+    }
+}
 
 /// How a serving node's one attempt ended, as its caller sees it.
 ///
@@ -248,20 +364,78 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn call() -> RemoteCall<String> {
+    fn envelope() -> TaskEnvelope<String> {
         TaskEnvelope::new("hello".to_string()).with_deadline(Duration::from_millis(1500))
     }
 
+    fn call() -> RemoteCall<String> {
+        RemoteCall::new(envelope()).with_tag(CallTag { caller: 42, seq: 7 })
+    }
+
     #[test]
-    fn call_round_trips() {
-        let env = call().with_operation("summarise");
-        let frame = Frame::encode(FrameKind::Call, &env).unwrap();
+    fn call_round_trips_with_operation_key_and_tag() {
+        let mut call = call();
+        call.envelope = call
+            .envelope
+            .with_operation("summarise")
+            .with_breaker_key("gpt-4o");
+        let frame = Frame::encode(FrameKind::Call, &call).unwrap();
+        assert_eq!(frame.as_bytes()[..2], [2, FrameKind::Call as u8]);
+        let back = RemoteCall::<String>::from_frame(&frame).unwrap();
+        assert_eq!(back, call);
+        assert_eq!(back.envelope.operation.as_deref(), Some("summarise"));
+        assert_eq!(back.envelope.breaker_key.as_deref(), Some("gpt-4o"));
+        assert_eq!(back.tag, Some(CallTag { caller: 42, seq: 7 }));
+    }
+
+    #[test]
+    fn a_version_1_call_is_read_as_a_call_without_a_tag() {
+        // What a version-1 node sends: the bare envelope.
+        let env = envelope().with_operation("summarise");
+        let frame = Frame::encode_at(1, FrameKind::Call, &env).unwrap();
+        assert_eq!(frame.version(), Some(1));
+        let back = RemoteCall::<String>::from_frame(&frame).unwrap();
+        assert_eq!(back, RemoteCall::new(env));
+        assert_eq!(back.tag, None, "not cancellable");
+    }
+
+    #[test]
+    fn answers_stay_at_version_1_so_older_callers_read_them() {
+        let frame = Frame::encode(FrameKind::Answer, &Answer::<u8, String>::Ok(1)).unwrap();
+        assert_eq!(frame.version(), Some(1));
+        for kind in [
+            FrameKind::Ping,
+            FrameKind::Pong,
+            FrameKind::Command,
+            FrameKind::Ack,
+            FrameKind::Snapshot,
+        ] {
+            assert_eq!(kind.version(), 1, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn cancel_round_trips_and_needs_version_2() {
+        let tag = CallTag { caller: 1, seq: 2 };
+        let frame = Frame::encode(FrameKind::Cancel, &tag).unwrap();
+        assert_eq!(frame.as_bytes()[..2], [2, FrameKind::Cancel as u8]);
+        assert_eq!(frame.decode::<CallTag>(FrameKind::Cancel), Ok(tag));
+        let v1 = Frame::encode_at(1, FrameKind::Cancel, &tag).unwrap();
         assert_eq!(
-            frame.as_bytes()[..2],
-            [FRAME_VERSION, FrameKind::Call as u8]
+            v1.decode::<CallTag>(FrameKind::Cancel),
+            Err(FrameError::Version { got: 1 }),
+            "version 1 has no Cancel"
         );
-        let back: RemoteCall<String> = frame.decode(FrameKind::Call).unwrap();
-        assert_eq!(back, env);
+    }
+
+    #[test]
+    fn version_0_is_an_error_value() {
+        let mut bytes = Frame::encode(FrameKind::Call, &call()).unwrap().0;
+        bytes[0] = 0;
+        assert_eq!(
+            RemoteCall::<String>::from_frame(&Frame(bytes)),
+            Err(FrameError::Version { got: 0 })
+        );
     }
 
     #[test]
@@ -294,7 +468,7 @@ mod tests {
     fn an_unknown_version_is_an_error_value() {
         let mut bytes = Frame::encode(FrameKind::Call, &call()).unwrap().0;
         bytes[0] = FRAME_VERSION + 1;
-        let err = Frame(bytes).decode::<RemoteCall<String>>(FrameKind::Call);
+        let err = RemoteCall::<String>::from_frame(&Frame(bytes));
         assert_eq!(
             err,
             Err(FrameError::Version {
@@ -320,9 +494,7 @@ mod tests {
         let whole = Frame::encode(FrameKind::Call, &call()).unwrap().0;
         for len in 0..whole.len() {
             let cut = Frame(whole[..len].to_vec());
-            let err = cut
-                .decode::<RemoteCall<String>>(FrameKind::Call)
-                .unwrap_err();
+            let err = RemoteCall::<String>::from_frame(&cut).unwrap_err();
             if len < 2 {
                 assert_eq!(err, FrameError::Truncated { len });
             } else {
@@ -378,29 +550,45 @@ mod tests {
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let frame = Frame(bytes);
-            let _ = frame.decode::<RemoteCall<String>>(FrameKind::Call);
+            let _ = RemoteCall::<String>::from_frame(&frame);
+            let _ = frame.decode::<CallTag>(FrameKind::Cancel);
             let _ = frame.decode::<Answer<Vec<u32>, String>>(FrameKind::Answer);
             let _ = frame.decode::<String>(FrameKind::Pong);
         }
 
         #[test]
         fn decoding_a_valid_header_with_arbitrary_body_never_panics(
-            kind in 1u8..=4,
+            version in MIN_FRAME_VERSION..=FRAME_VERSION,
+            kind in 1u8..=8,
             body in proptest::collection::vec(any::<u8>(), 0..256),
         ) {
-            let mut bytes = vec![FRAME_VERSION, kind];
+            let mut bytes = vec![version, kind];
             bytes.extend(body);
             let frame = Frame(bytes);
-            let _ = frame.decode::<RemoteCall<String>>(FrameKind::Call);
+            let _ = RemoteCall::<String>::from_frame(&frame);
+            let _ = frame.decode::<CallTag>(FrameKind::Cancel);
             let _ = frame.decode::<Answer<(u8, String), FrameError>>(FrameKind::Answer);
         }
 
         #[test]
-        fn calls_round_trip(task in ".{0,64}", ms in 0u64..100_000, attempt in 1u32..5) {
+        fn calls_round_trip(
+            task in ".{0,64}",
+            ms in 0u64..100_000,
+            attempt in 1u32..5,
+            op in proptest::option::of("[a-z]{1,12}"),
+            key in proptest::option::of(".{0,16}"),
+            tag in proptest::option::of((any::<u64>(), any::<u64>())),
+        ) {
             let mut env = TaskEnvelope::new(task).with_deadline(Duration::from_millis(ms));
             env.attempt = attempt;
-            let frame = Frame::encode(FrameKind::Call, &env).unwrap();
-            prop_assert_eq!(frame.decode::<RemoteCall<String>>(FrameKind::Call).unwrap(), env);
+            env.operation = op.map(Into::into);
+            env.breaker_key = key.map(Into::into);
+            let call = RemoteCall {
+                envelope: env,
+                tag: tag.map(|(caller, seq)| CallTag { caller, seq }),
+            };
+            let frame = Frame::encode(FrameKind::Call, &call).unwrap();
+            prop_assert_eq!(RemoteCall::<String>::from_frame(&frame).unwrap(), call);
         }
     }
 }

@@ -11,8 +11,13 @@
 //!
 //! A frame that does not decode is answered [`Answer::BadRequest`]: the caller never waits for
 //! a reply that will not come. The serving node runs exactly one attempt
-//! (`retried_upstream = true`): the caller retries, on another replica.
+//! (`retried_upstream = true`): the caller retries, on another replica. The call's operation and
+//! breaker key apply here as they would to a local call (per-operation timeouts, the key's
+//! breaker in a keyed family). A call with a [`CallTag`] gets a cancellation signal of its own:
+//! `IngressMsg::Cancel` naming that tag (the caller gave up: its timeout, its cancellation, its
+//! deadline) fires it, and the attempt here stops as a local cancelled one does.
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
@@ -20,9 +25,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr};
 use ractor_cluster::RactorClusterMessage;
 
 use super::RemoteAgent;
-use super::frame::{Answer, Frame, FrameError, FrameKind, RemoteCall};
+use super::frame::{Answer, CallTag, Frame, FrameError, FrameKind, RemoteCall};
 use crate::agent::{AgentHandle, AttemptError, CallError, CallOptions, Outcome};
 use crate::reply::ReplyTo;
+use crate::task::CancellationToken;
 
 /// What an [`Ingress`] accepts from any node of the cluster. One protocol for every agent: the
 /// payloads are versioned [`Frame`]s, so no user type needs `BytesConvertable`.
@@ -34,6 +40,10 @@ pub enum IngressMsg {
     /// A liveness probe; answered with a `Pong` frame holding the node's name.
     #[rpc]
     Ping(RpcReplyPort<Frame>),
+    /// The caller gave up the attempt whose [`CallTag`] this `Cancel` frame names: fire its
+    /// cancellation signal (nothing if it already ended). Not answered. A node older than
+    /// frame version 2 drops it undecoded; the attempt there then ends at its own deadline.
+    Cancel(Frame),
 }
 
 impl std::fmt::Debug for IngressMsg {
@@ -41,6 +51,7 @@ impl std::fmt::Debug for IngressMsg {
         match self {
             IngressMsg::Call(frame, _) => write!(f, "IngressMsg::Call({} bytes)", frame.len()),
             IngressMsg::Ping(_) => f.write_str("IngressMsg::Ping"),
+            IngressMsg::Cancel(_) => f.write_str("IngressMsg::Cancel"),
         }
     }
 }
@@ -63,12 +74,16 @@ impl<A> std::fmt::Debug for Ingress<A> {
     }
 }
 
+/// The cancellation signals of the tagged calls in flight, removed by each call's outcome.
+type InFlight = Arc<Mutex<HashMap<CallTag, CancellationToken>>>;
+
 /// An [`Ingress`]'s state: the agent it serves and where it is registered.
 pub struct IngressState<A: RemoteAgent> {
     agent: AgentHandle<A>,
     scope: String,
     group: String,
     node: String,
+    in_flight: InFlight,
 }
 
 impl<A: RemoteAgent> std::fmt::Debug for IngressState<A> {
@@ -87,7 +102,7 @@ impl<A: RemoteAgent> std::fmt::Debug for IngressState<A> {
 /// ```
 /// use std::time::Duration;
 /// use ractor_resilience::agent::{Agent, AgentBuilder};
-/// use ractor_resilience::cluster::{self, Answer, Frame, FrameKind, IngressMsg};
+/// use ractor_resilience::cluster::{self, Answer, Frame, FrameKind, IngressMsg, RemoteCall};
 /// use ractor_resilience::task::{TaskContext, TaskEnvelope};
 ///
 /// #[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
@@ -107,7 +122,7 @@ impl<A: RemoteAgent> std::fmt::Debug for IngressState<A> {
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let agent = AgentBuilder::new("upper", || Upper).spawn().await.unwrap();
 /// let ingress = cluster::serve(agent.clone(), "doc-cluster", "node-a").await.unwrap();
-/// let call = TaskEnvelope::new("hi".to_string()).with_deadline(Duration::from_secs(1));
+/// let call = RemoteCall::new(TaskEnvelope::new("hi".to_string()).with_deadline(Duration::from_secs(1)));
 /// let frame = Frame::encode(FrameKind::Call, &call).unwrap();
 /// let reply = ingress
 ///     .call(|port| IngressMsg::Call(frame, port), Some(Duration::from_secs(2)))
@@ -133,6 +148,7 @@ pub async fn serve<A: RemoteAgent>(
         agent,
         scope: scope.to_owned(),
         node: node.to_owned(),
+        in_flight: InFlight::default(),
     };
     let (actor, _) = Actor::spawn(None, Ingress::<A>(PhantomData), state).await?;
     Ok(actor)
@@ -176,21 +192,41 @@ impl<A: RemoteAgent> Actor for Ingress<A> {
         state: &mut IngressState<A>,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            IngressMsg::Call(frame, port) => serve_call(&state.agent, &frame, port),
+            IngressMsg::Call(frame, port) => {
+                serve_call(&state.agent, &state.in_flight, &frame, port);
+            }
             IngressMsg::Ping(port) => {
                 if let Ok(pong) = Frame::encode(FrameKind::Pong, &state.node) {
                     let _ = port.send(pong);
                 }
             }
+            IngressMsg::Cancel(frame) => match frame.decode::<CallTag>(FrameKind::Cancel) {
+                Ok(tag) => {
+                    let token = lock(&state.in_flight).remove(&tag);
+                    if let Some(token) = token {
+                        token.cancel();
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "bad remote cancel frame"),
+            },
         }
         Ok(())
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Decodes a call and hands it to the agent as one attempt; the outcome (or the refusal, or
 /// the decoding error) goes back on `port`. Never awaits.
-fn serve_call<A: RemoteAgent>(agent: &AgentHandle<A>, frame: &Frame, port: RpcReplyPort<Frame>) {
-    let call: RemoteCall<A::Task> = match frame.decode(FrameKind::Call) {
+fn serve_call<A: RemoteAgent>(
+    agent: &AgentHandle<A>,
+    in_flight: &InFlight,
+    frame: &Frame,
+    port: RpcReplyPort<Frame>,
+) {
+    let call = match RemoteCall::<A::Task>::from_frame(frame) {
         Ok(call) => call,
         Err(e) => {
             tracing::debug!(agent = agent.name(), error = %e, "bad remote call frame");
@@ -198,22 +234,36 @@ fn serve_call<A: RemoteAgent>(agent: &AgentHandle<A>, frame: &Frame, port: RpcRe
             return;
         }
     };
-    // The envelope's id, deadline left and operation; the caller retries (on another
-    // replica): one attempt here.
-    let mut opts = CallOptions::from_envelope(&call);
+    // The envelope's id, deadline left, operation and breaker key; the caller retries (on
+    // another replica): one attempt here.
+    let mut opts = CallOptions::from_envelope(&call.envelope);
     opts.retried_upstream = true;
+    // A tagged call can be cancelled by its caller: its signal is kept until its outcome.
+    let tag = call.tag.map(|tag| {
+        let token = CancellationToken::new();
+        opts.cancel = Some(token.clone());
+        lock(in_flight).insert(tag, token);
+        (tag, in_flight.clone())
+    });
     // The port is answered by the outcome's callback, or here if the task is refused at once
     // (then the callback is never called).
     let port = Arc::new(Mutex::new(Some(port)));
     let in_callback = port.clone();
+    let done = tag.clone();
     let reply = ReplyTo::callback(move |outcome: Option<Outcome<A>>| {
-        let taken = in_callback.lock().map(|mut p| p.take()).ok().flatten();
+        if let Some((tag, in_flight)) = &done {
+            lock(in_flight).remove(tag);
+        }
+        let taken = lock(&in_callback).take();
         if let Some(port) = taken {
             answer::<A>(port, outcome.map_or(Answer::WorkerLost, answer_of::<A>));
         }
     });
-    if let Err(refused) = agent.cast(call.task, opts, Some(reply)) {
-        let taken = port.lock().map(|mut p| p.take()).ok().flatten();
+    if let Err(refused) = agent.cast(call.envelope.task, opts, Some(reply)) {
+        if let Some((tag, in_flight)) = &tag {
+            lock(in_flight).remove(tag);
+        }
+        let taken = lock(&port).take();
         if let Some(port) = taken {
             answer::<A>(port, answer_of::<A>(Err(refused)));
         }

@@ -16,7 +16,7 @@
 //! ```
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::RemoteAgent;
-use super::frame::{Answer, Frame, FrameError, FrameKind};
+use super::frame::{Answer, CallTag, Frame, FrameError, FrameKind, RemoteCall};
 use super::ingress::{IngressMsg, group_name};
 use super::node::{ClusterNode, Membership, NodeId, Session};
 use crate::agent::{Agent, AgentBuilder, ErrorClass};
@@ -210,6 +210,9 @@ struct Replicas {
     membership: Arc<Membership>,
     opts: RemoteOptions,
     next: AtomicUsize,
+    /// Drawn at random once: with `seq`, the tags of this agent's attempts.
+    caller: u64,
+    seq: AtomicU64,
 }
 
 /// The calling side of remote agent `A` (see the [module docs](crate::cluster)): an [`Agent`] whose
@@ -239,6 +242,8 @@ impl<A: RemoteAgent> Remote<A> {
             membership: node.membership.clone(),
             opts,
             next: AtomicUsize::new(0),
+            caller: random_u64(),
+            seq: AtomicU64::new(0),
         });
         AgentBuilder::new(name, move || Remote {
             replicas: replicas.clone(),
@@ -248,6 +253,14 @@ impl<A: RemoteAgent> Remote<A> {
 }
 
 impl Replicas {
+    /// A fresh tag for an attempt.
+    fn tag(&self) -> CallTag {
+        CallTag {
+            caller: self.caller,
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
     fn breaker(&self, node: &str) -> Option<BreakerHandle> {
         self.membership.replica_breaker(&self.agent, node)
     }
@@ -381,6 +394,55 @@ impl Drop for Permits {
 /// When an attempt has no deadline (a worker always gives one): ractor's call still needs one.
 const NO_DEADLINE_BOUND: Duration = Duration::from_secs(300);
 
+/// The call a remote attempt sends: the task with its id, attempt, the deadline the serving
+/// node gets, the operation and breaker key its caller gave (per-operation timeouts and keyed
+/// breakers apply there too), and the tag a `Cancel` names. The serving node makes one attempt.
+fn remote_call<T>(
+    task: T,
+    ctx: &TaskContext,
+    deadline_in: Option<Duration>,
+    tag: CallTag,
+) -> RemoteCall<T> {
+    let mut envelope = TaskEnvelope::new(task);
+    envelope.id = ctx.id;
+    envelope.attempt = ctx.attempt;
+    envelope.deadline_in = deadline_in;
+    envelope.retried_upstream = true;
+    envelope.operation = ctx.operation.clone();
+    envelope.breaker_key = ctx.breaker_key.clone();
+    RemoteCall::new(envelope).with_tag(tag)
+}
+
+/// A number no other process (and no other remote agent here) is likely to draw: std's
+/// randomly keyed hasher (its keys come from the OS) over the clock.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(now);
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// Casts `Cancel(tag)` to the serving node's ingress when dropped armed: the attempt was given
+/// up before its answer.
+struct CancelOnDrop {
+    ingress: Option<(ActorRef<IngressMsg>, CallTag)>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some((ingress, tag)) = self.ingress.take() {
+            if let Ok(frame) = Frame::encode(FrameKind::Cancel, &tag) {
+                // The node may be gone: then there is nothing to stop.
+                let _ = ingress.cast(IngressMsg::Cancel(frame));
+            }
+        }
+    }
+}
+
 impl<A: RemoteAgent> Agent for Remote<A> {
     type Task = RemoteTask<A::Task>;
     type Output = A::Output;
@@ -446,12 +508,9 @@ impl<A: RemoteAgent> Agent for Remote<A> {
         // here as the attempt's timeout, never as the replica's (measured: with the bare time
         // left, the replica's answer sometimes won the race).
         let grace = replicas.opts.grace;
-        let mut envelope = TaskEnvelope::new(task.task);
-        envelope.id = ctx.id;
-        envelope.attempt = ctx.attempt;
-        envelope.deadline_in = left.map(|left| left + grace);
-        envelope.retried_upstream = true;
-        let frame = match Frame::encode(FrameKind::Call, &envelope) {
+        let tag = replicas.tag();
+        let call = remote_call(task.task, &ctx, left.map(|left| left + grace), tag);
+        let frame = match Frame::encode(FrameKind::Call, &call) {
             Ok(frame) => frame,
             Err(e) => {
                 permits.record(CallOutcome::Ignored, CallOutcome::Ignored);
@@ -460,12 +519,22 @@ impl<A: RemoteAgent> Agent for Remote<A> {
         };
         let timeout = left.unwrap_or(NO_DEADLINE_BOUND) + grace;
         let ingress: ActorRef<IngressMsg> = cell.into();
+        // If this attempt is given up before the answer (its timeout, the caller's
+        // cancellation or deadline drop this future), the serving node is told to stop it.
+        let mut cancel = CancelOnDrop {
+            ingress: Some((ingress.clone(), tag)),
+        };
         let call = ingress.call(|port| IngressMsg::Call(frame, port), Some(timeout));
         let reply = tokio::select! {
             biased;
             () = session.lost.cancelled() => None,
             reply = call => Some(reply),
         };
+        if !matches!(reply, Some(Ok(CallResult::Timeout))) {
+            // Answered, or the node is gone: nothing to stop there.
+            cancel.ingress = None;
+        }
+        drop(cancel);
         // 4 record
         let lost = || RemoteError::NodeLost {
             node: node.clone(),
@@ -511,6 +580,10 @@ impl<A: RemoteAgent> Agent for Remote<A> {
         result
     }
 
+    fn breaker_key(task: &RemoteTask<A::Task>) -> Option<&str> {
+        A::breaker_key(&task.task)
+    }
+
     fn classify(error: &RemoteError<A::Error>) -> ErrorClass {
         let elsewhere = |retry_after: Option<Duration>| ErrorClass {
             retry: true,
@@ -536,7 +609,112 @@ impl<A: RemoteAgent> Agent for Remote<A> {
 
 #[cfg(test)]
 mod tests {
-    use super::choose;
+    use std::time::Duration;
+
+    use super::{CancelOnDrop, choose, remote_call};
+    use crate::agent::{Agent, AgentBuilder, CallOptions};
+    use crate::cluster::{Answer, CallTag, Frame, FrameKind, IngressMsg, RemoteCall};
+    use crate::task::{CancellationToken, TaskContext, TaskEnvelope, TaskId};
+
+    #[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+    #[error("never")]
+    struct Never;
+
+    /// Answers what its context carries, or waits for its cancellation.
+    struct Probe;
+
+    impl Agent for Probe {
+        type Task = bool;
+        type Output = String;
+        type Error = Never;
+
+        async fn handle(&mut self, wait: bool, ctx: TaskContext) -> Result<String, Never> {
+            if wait {
+                ctx.cancel().cancelled().await;
+                return Ok("cancelled".into());
+            }
+            Ok(format!(
+                "{}/{}",
+                ctx.operation.as_deref().unwrap_or("-"),
+                ctx.breaker_key.as_deref().unwrap_or("-")
+            ))
+        }
+    }
+
+    #[test]
+    fn the_remote_call_carries_the_attempts_operation_key_and_tag() {
+        let ctx = TaskContext::new(TaskId(5), 2, None, CancellationToken::new(), true)
+            .with_operation("summarise")
+            .with_breaker_key("gpt-4o");
+        let tag = CallTag { caller: 3, seq: 4 };
+        let call = remote_call("t", &ctx, Some(Duration::from_millis(80)), tag);
+        assert_eq!(call.tag, Some(tag));
+        let env = &call.envelope;
+        assert_eq!((env.id, env.attempt), (TaskId(5), 2));
+        assert_eq!(env.deadline_in, Some(Duration::from_millis(80)));
+        assert!(env.retried_upstream, "one attempt there");
+        assert_eq!(env.operation.as_deref(), Some("summarise"));
+        assert_eq!(env.breaker_key.as_deref(), Some("gpt-4o"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempts_context_carries_its_callers_operation_and_key() {
+        let agent = AgentBuilder::new("ctx-probe", || Probe)
+            .spawn()
+            .await
+            .unwrap();
+        let opts = CallOptions::default()
+            .with_operation("summarise")
+            .with_breaker_key("gpt-4o");
+        assert_eq!(
+            agent.call_with(false, opts).await.unwrap(),
+            "summarise/gpt-4o"
+        );
+        assert_eq!(agent.call(false).await.unwrap(), "-/-");
+        agent.stop();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_given_up_tells_the_serving_node_to_stop() {
+        let agent = AgentBuilder::new("cancel-probe", || Probe)
+            .spawn()
+            .await
+            .unwrap();
+        let ingress = crate::cluster::serve(agent.clone(), "remote-cancel-test", "n")
+            .await
+            .unwrap();
+        let tag = CallTag { caller: 1, seq: 1 };
+        let call = RemoteCall::new(TaskEnvelope::new(true).with_deadline(Duration::from_secs(60)))
+            .with_tag(tag);
+        let frame = Frame::encode(FrameKind::Call, &call).unwrap();
+        let serving = ingress.clone();
+        let answer = tokio::spawn(async move {
+            serving
+                .call(
+                    |port| IngressMsg::Call(frame, port),
+                    Some(Duration::from_secs(120)),
+                )
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Disarmed (the attempt was answered): nothing is sent.
+        drop(CancelOnDrop { ingress: None });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!answer.is_finished());
+        // Armed, as when the caller's timeout drops the attempt.
+        let started = tokio::time::Instant::now();
+        drop(CancelOnDrop {
+            ingress: Some((ingress.clone(), tag)),
+        });
+        let reply = answer.await.unwrap().unwrap().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let answer: Answer<String, Never> = reply.decode(FrameKind::Answer).unwrap();
+        // The agent saw its signal (it answers at once when it fires, before the race of its
+        // attempt looks at the signal itself).
+        assert_eq!(answer, Answer::Ok("cancelled".into()), "cancelled there");
+        ingress.stop(None);
+        agent.stop();
+    }
 
     #[test]
     fn an_untried_replica_comes_first() {

@@ -12,9 +12,13 @@
 //! for this node only, and `POST /cluster/breakers/{name}/{action}` for every live node: what
 //! `agent-system breaker force-open|reset|disable NAME --cluster --addr CONTROL` sends).
 //!
-//! The node runs the breakers of its configuration (`--config`, else the embedded default), and
-//! a [`BreakerControl`] that applies cluster-wide
-//! commands to them and hands the current forced states to nodes that join later.
+//! The node runs the breakers of its configuration (`--config`, else the embedded default) — the
+//! `work` agent is guarded by its `llm` breaker — and a [`BreakerControl`] that applies
+//! cluster-wide commands to them and hands the current forced states to nodes that join later.
+//! A node started with `--join` connects first and takes its peers' commands
+//! ([`BreakerControl::sync`], bounded by `--breaker-sync-timeout`) before its agent joins the
+//! group, before its control endpoint answers and before its banner: it is forced open from
+//! its first instant.
 //!
 //! The cookie comes from `--cookie-file` or `RESILIENCE_CLUSTER_COOKIE`, never from the command
 //! line (it would show in `ps`). `--listen` must be a loopback address unless
@@ -68,6 +72,11 @@ pub struct NodeArgs {
     /// The configuration whose breakers this node runs (default: the embedded one).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// With `--join`: how long the node may wait, before it serves, for its peers' breaker
+    /// commands (forced open, disabled); past it, it starts anyway and applies them when they
+    /// arrive.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    pub breaker_sync_timeout: Duration,
     /// Exit after this long (a bound for tests and demos).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
     pub lifetime: Duration,
@@ -212,26 +221,6 @@ async fn serve(args: &NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     let node = ClusterNode::start(opts)
         .await
         .map_err(|e| NodeError::Failed(e.to_string()))?;
-    let served = name.clone();
-    let agent = AgentBuilder::new("work", move || WorkAgent {
-        node: served.clone(),
-    })
-    .workers(args.workers)
-    .max_pending(args.workers * 8)
-    // The caller retries: one attempt here (the ingress says so on every call anyway).
-    .retry_policy(
-        "work",
-        RetryPolicy::builder()
-            .with_max_attempts(1)
-            .build()
-            .map_err(|e| NodeError::Failed(e.to_string()))?,
-    )
-    .spawn()
-    .await
-    .map_err(|e| NodeError::Failed(e.to_string()))?;
-    let ingress = cluster::serve(agent.clone(), node.cluster(), &name)
-        .await
-        .map_err(|e| NodeError::Failed(e.to_string()))?;
     let lookup = breakers.clone();
     let control = BreakerControl::spawn(
         &node,
@@ -240,6 +229,51 @@ async fn serve(args: &NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     )
     .await
     .map_err(|e| NodeError::Failed(e.to_string()))?;
+    // Join first, and take the cluster's breaker commands before serving: a node that joins
+    // after `breaker force-open llm --cluster` is forced open before its agent is in the
+    // group (no task reaches it) and before its banner and control endpoint exist.
+    for peer in &args.join {
+        if let Err(e) = node.connect(*peer).await {
+            tracing::warn!(%peer, error = %e, "could not join");
+        }
+    }
+    if !args.join.is_empty() {
+        let answered = control.sync(args.breaker_sync_timeout).await;
+        if answered.is_empty() {
+            tracing::warn!(
+                bound = ?args.breaker_sync_timeout,
+                "no peer sent its breaker commands in time: serving now, applying them when they arrive"
+            );
+        } else {
+            tracing::info!(from = ?answered, "breaker commands taken from peers");
+        }
+    }
+    let served = name.clone();
+    let mut agent = AgentBuilder::new("work", move || WorkAgent {
+        node: served.clone(),
+    });
+    // The work stands for a call to the LLM: the `llm` breaker of the configuration guards it
+    // (so a cluster-wide force-open of `llm` stops this node's work too).
+    if let Some(llm) = breakers.get().get("llm").cloned() {
+        agent = agent.breaker(llm);
+    }
+    let agent = agent
+        .workers(args.workers)
+        .max_pending(args.workers * 8)
+        // The caller retries: one attempt here (the ingress says so on every call anyway).
+        .retry_policy(
+            "work",
+            RetryPolicy::builder()
+                .with_max_attempts(1)
+                .build()
+                .map_err(|e| NodeError::Failed(e.to_string()))?,
+        )
+        .spawn()
+        .await
+        .map_err(|e| NodeError::Failed(e.to_string()))?;
+    let ingress = cluster::serve(agent.clone(), node.cluster(), &name)
+        .await
+        .map_err(|e| NodeError::Failed(e.to_string()))?;
     let control = Arc::new(control);
     let node = Arc::new(node);
     let served_control = crate::control::Control {
@@ -267,11 +301,6 @@ async fn serve(args: &NodeArgs, out: &mut dyn Write) -> Result<(), NodeError> {
     writeln!(out, "{banner}")
         .and_then(|()| out.flush())
         .map_err(|e| NodeError::Failed(e.to_string()))?;
-    for peer in &args.join {
-        if let Err(e) = node.connect(*peer).await {
-            tracing::warn!(%peer, error = %e, "could not join");
-        }
-    }
     tokio::select! {
         () = tokio::time::sleep(args.lifetime) => tracing::info!("lifetime over"),
         () = shutdown_signal() => tracing::info!("shutting down"),

@@ -1,7 +1,9 @@
 //! Cluster-wide breaker commands, end to end: three `agent-system node` processes in a full
 //! mesh; `agent-system breaker force-open llm --cluster --addr <n1's control address>` puts
 //! `llm` forced open on every node within 1 s; a fourth node started afterwards comes up
-//! forced open (snapshot pushed to it when it joins); `reset --cluster`, sent through another
+//! forced open from its first instant (it takes its peers' commands before it serves: the
+//! first `/breakers` answer already says forced_open, and no task a caller sends it while it
+//! starts runs on its `llm`-guarded agent); `reset --cluster`, sent through another
 //! node, undoes it everywhere; a frozen node (SIGSTOP) is named as not acknowledging (exit 2)
 //! and, once resumed, converges; a node joined to n2 only (unknown to n1) gets the command
 //! from the periodic re-push.
@@ -13,10 +15,19 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use agent_system::node::{WorkAgent, WorkTask};
 use cluster_common::{NodeProcess, rand_suffix, start_node};
+use ractor_resilience::cluster::{ClusterNode, NodeOptions, Remote, RemoteOptions, RemoteTask};
+use ractor_resilience::core::backoff::RetryPolicy;
 use serde_json::Value;
 
 const CLUSTER: &str = "ops-test";
+
+/// A task the caller sent: the node that ran it (`None`: refused or failed), the nodes tried.
+type Sent = (Option<String>, Vec<String>);
 
 /// `agent-system ARGS` to its exit (killed after `bound`): exit code, stdout, stderr.
 fn cli(args: &[&str], bound: Duration) -> (Option<i32>, String, String) {
@@ -189,15 +200,121 @@ fn force_open_reaches_every_node_and_late_joiners_reset_undoes_it() {
         "force-open --cluster: forced open on 3 nodes {everywhere:?} after the command started"
     );
 
-    // A node that joins afterwards starts forced open: the others push it their table.
+    // A node that joins afterwards starts forced open, from its first instant. A caller (this
+    // process, a node of its own that n4 joins first) sends `work` tasks — guarded by each
+    // node's `llm` breaker — all along while n4 starts: every node refuses them (llm forced
+    // open), and n4 must too, from the moment its agent can be reached.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let caller = rt
+        .block_on(ClusterNode::start(
+            NodeOptions::new("caller", cookie.clone()).with_cluster(CLUSTER),
+        ))
+        .expect("the caller's node starts");
+    let ac = caller.local_addr().to_string();
+    for node in [&n1, &n2, &n3] {
+        rt.block_on(caller.connect(node.addr))
+            .expect("the caller dials");
+    }
+    let group = ractor_resilience::cluster::group_name("work");
+    let ready_by = Instant::now() + Duration::from_secs(10);
+    while ractor::pg::get_scoped_members(&CLUSTER.to_string(), &group).len() < 3
+        || caller.nodes().iter().filter(|n| n.connected).count() < 3
+    {
+        assert!(Instant::now() < ready_by, "the caller sees no 3 replicas");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let agent = rt
+        .block_on(
+            Remote::<WorkAgent>::builder(&caller, "work", RemoteOptions::default())
+                .workers(16)
+                .max_pending(1024)
+                .retry_policy(
+                    "work",
+                    RetryPolicy::builder().with_max_attempts(1).build().unwrap(),
+                )
+                .spawn(),
+        )
+        .expect("the remote agent spawns");
+    // The refusals are the replicas' (ignored by it), but the caller's own breaker is not what
+    // is tested here.
+    agent
+        .breaker()
+        .disable()
+        .expect("the caller's agent breaker runs");
+    let sending = Arc::new(AtomicBool::new(true));
+    // (node that ran it, or None) and the nodes tried, per task.
+    let outcomes: Arc<Mutex<Vec<Sent>>> = Arc::default();
+    let senders: Vec<_> = (0..16)
+        .map(|_| {
+            let (agent, sending, outcomes) = (agent.clone(), sending.clone(), outcomes.clone());
+            rt.spawn(async move {
+                let mut id = 0;
+                while sending.load(Ordering::Acquire) {
+                    id += 1;
+                    let task = RemoteTask::new(WorkTask { id, work_ms: 1 });
+                    let result = agent.call(task.clone()).await;
+                    let ran_on = result.ok().map(|done| done.node);
+                    outcomes.lock().unwrap().push((ran_on, task.tried()));
+                    // Refusals come back at once: do not spin.
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                }
+            })
+        })
+        .collect();
     let n4 = start_node(
         "n4",
         CLUSTER,
         &cookie,
-        &["--join", &a1, "--join", &a2, "--join", &a3],
+        &["--join", &ac, "--join", &a1, "--join", &a2, "--join", &a3],
     );
-    let late = wait_state(&[&n4], "llm", "forced_open", Duration::from_secs(5));
-    eprintln!("late joiner n4: forced open {late:?} after its banner");
+    // Its very first answer.
+    assert_eq!(
+        state(n4.control, "llm").as_deref(),
+        Some("forced_open"),
+        "the late joiner serves forced open from its first answer"
+    );
+    // Keep sending until n4's agent has been tried a while.
+    let t0 = Instant::now();
+    loop {
+        let tried_n4 = outcomes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, tried)| tried.iter().any(|n| n == "n4"))
+            .count();
+        if tried_n4 >= 20 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the caller sent only {tried_n4} tasks to n4 within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sending.store(false, Ordering::Release);
+    for sender in senders {
+        rt.block_on(sender).expect("a sender task");
+    }
+    let outcomes = outcomes.lock().unwrap();
+    let ran: Vec<&String> = outcomes.iter().filter_map(|(n, _)| n.as_ref()).collect();
+    assert!(
+        ran.is_empty(),
+        "with llm forced open everywhere no task may run, but {} ran (on {:?})",
+        ran.len(),
+        ran
+    );
+    eprintln!(
+        "late joiner n4: forced open at its first answer; {} tasks sent while it started, none ran",
+        outcomes.len()
+    );
+    drop(outcomes);
+    agent.stop();
+    caller.stop();
+    rt.shutdown_timeout(Duration::from_secs(1));
 
     // Reset through another node undoes it everywhere (a later epoch wins).
     wait_mesh(
@@ -210,7 +327,13 @@ fn force_open_reaches_every_node_and_late_joiners_reset_undoes_it() {
         Duration::from_secs(10),
     );
     assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
-    assert_eq!(out.lines().count(), 4, "four acknowledgements: {out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.ends_with("reset -> closed"))
+            .count(),
+        4,
+        "four acknowledgements (the caller that left is listed down): {out}"
+    );
     wait_state(
         &[&n1, &n2, &n3, &n4],
         "llm",
