@@ -268,6 +268,9 @@ mod tests {
         // 4 first attempts and 2 retries: 6 / 4.
         assert_eq!(gauge_after(&[true, false, true, true, false, true]), 1.5);
         // After a retry, later first attempts move it down: 6 first attempts, 1 retry.
-        assert_eq!(gauge_after(&[true, false, true, true, true, true, true]), 7.0 / 6.0);
+        assert_eq!(
+            gauge_after(&[true, false, true, true, true, true, true]),
+            7.0 / 6.0
+        );
     }
 }
