@@ -12,7 +12,6 @@
 //!
 //! [`prometheus_builder`]: ractor_resilience::metrics::prometheus_builder
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -105,24 +104,16 @@ pub(crate) fn run_probe(reps: usize, calls: usize) {
 
 /// Runs the probe in a child process.
 pub(crate) fn probe(reps: usize, calls: usize) -> Samples {
-    let exe = std::env::current_exe().expect("the path of this binary");
-    let out = Command::new(exe)
-        .args([
+    let v = crate::memory::child_json(
+        &[
             "--exporter-probe",
             "--reps",
             &reps.to_string(),
             "--count",
             &calls.to_string(),
-        ])
-        .output()
-        .expect("run the exporter probe");
-    assert!(
-        out.status.success(),
-        "the exporter probe failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        "the exporter probe",
     );
-    let line = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("the probe's JSON");
     let list = |k: &str| -> Vec<f64> {
         v[k].as_array()
             .expect("an array of p50s")

@@ -200,26 +200,35 @@ fn per(before: u64, after: u64, took: Duration, count: usize) -> Probe {
 
 /// Runs one probe in a child process.
 pub(crate) fn probe(kind: ProbeKind, count: usize) -> Probe {
-    let exe = std::env::current_exe().expect("the path of this binary");
     let kind_arg = kind
         .to_possible_value()
         .expect("probe kinds have names")
         .get_name()
         .to_owned();
-    let out = Command::new(exe)
-        .args(["--rss-probe", &kind_arg, "--count", &count.to_string()])
-        .output()
-        .expect("run the memory probe");
-    assert!(
-        out.status.success(),
-        "the {kind_arg} memory probe failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = child_json(
+        &["--rss-probe", &kind_arg, "--count", &count.to_string()],
+        &format!("the {kind_arg} memory probe"),
     );
-    let line = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("the probe's JSON");
     Probe {
         bytes_per: v["bytes_per"].as_f64().expect("bytes_per"),
         spawn_us: v["spawn_us"].as_f64().expect("spawn_us"),
         rss_after: v["rss_after"].as_u64().unwrap_or(0),
     }
+}
+
+/// Runs this binary with `args` (a probe that prints one JSON object) and returns that object;
+/// a failed child aborts the run, naming `what`.
+pub(crate) fn child_json(args: &[&str], what: &str) -> serde_json::Value {
+    let exe = std::env::current_exe().expect("the path of this binary");
+    let out = Command::new(exe)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{what}'s JSON: {e}"))
 }
