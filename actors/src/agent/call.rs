@@ -307,9 +307,10 @@ impl<A: Agent> AgentHandle<A> {
     /// breaker, a full queue, a stopping agent); else with the attempt's outcome, classified
     /// as `call_with` classifies a first attempt with `retried_upstream` (no retry); with
     /// `TimedOut` at the task's deadline if the job is still queued then (a running attempt
-    /// ends at the deadline on its own: its worker caps its timeout by it); `Cancelled` if
-    /// `opts.cancel` fires first; `WorkerLost` if its worker crashes. The task's outcome is
-    /// counted as `call_with` counts it.
+    /// ends at the deadline on its own: its worker caps its timeout by it; `opts.cancel`, if
+    /// given, is fired then, so that no worker starts the job); `Cancelled` if `opts.cancel`
+    /// fires first; `WorkerLost` if its worker crashes. The task's outcome is counted as
+    /// `call_with` counts it.
     pub(crate) fn attempt_once<F>(&self, task: A::Task, opts: CallOptions, answer: F)
     where
         F: FnOnce(Outcome<A>) + Send + 'static,
@@ -333,13 +334,11 @@ impl<A: Agent> AgentHandle<A> {
         }
         let deadline = opts.deadline.map(|d| clock::after(submitted, d));
         let started = deadline.map(|_| Arc::new(AtomicBool::new(false)));
-        // With a deadline, the job carries a signal of its own (a child of the caller's): it
+        // With a deadline, the job carries a signal (the caller's, else one of its own): it
         // fires at the deadline if the job is still queued then, so that no worker starts it.
-        let cancel = match (&user, deadline) {
-            (Some(user), Some(_)) => Some(user.child_token()),
-            (None, Some(_)) => Some(CancellationToken::new()),
-            (user, None) => user.clone(),
-        };
+        let cancel = user
+            .clone()
+            .or_else(|| deadline.map(|_| CancellationToken::new()));
         let deadline_in = opts.deadline;
         let slot: OnceSlot<A, F> = Arc::new(std::sync::Mutex::new(Some(once)));
         let reply = {
