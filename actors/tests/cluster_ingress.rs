@@ -420,7 +420,11 @@ async fn a_call_is_handed_to_a_worker_without_the_agents_actor_holding_it() {
     let status = s.agent.status().await.unwrap();
     assert_eq!((status.tasks, status.idle_workers), (0, 0), "{status:?}");
     assert_eq!(running.await.unwrap(), Answer::Ok("slept".into()));
-    assert_eq!(s.agent.inflight(), 0, "its slot is released with its answer");
+    assert_eq!(
+        s.agent.inflight(),
+        0,
+        "its slot is released with its answer"
+    );
     assert_eq!(s.agent.stats().attempts, 1);
     s.ingress.stop(None);
     s.agent.stop();
@@ -466,7 +470,10 @@ async fn stopping_the_agent_answers_the_running_and_the_queued_call() {
     let running = tokio::spawn(async move {
         send(
             &a,
-            call(Work::Sleep(Duration::from_secs(30)), Duration::from_secs(60)),
+            call(
+                Work::Sleep(Duration::from_secs(30)),
+                Duration::from_secs(60),
+            ),
         )
         .await
     });

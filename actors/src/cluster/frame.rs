@@ -186,8 +186,7 @@ impl Frame {
         // a buffer grown from the two header bytes reallocates six times for a 64-byte task.
         let mut buf = Vec::with_capacity(INITIAL_CAPACITY);
         buf.extend_from_slice(&[version, kind as u8]);
-        let bytes = postcard::to_extend(value, buf)
-            .map_err(|e| FrameError::Body(e.to_string()))?;
+        let bytes = postcard::to_extend(value, buf).map_err(|e| FrameError::Body(e.to_string()))?;
         let len = bytes.len() - 2;
         if len > MAX_BODY {
             return Err(FrameError::TooLarge { len });
