@@ -833,7 +833,7 @@ fn profile_remote(subject: RemoteSubject, seconds: f64) {
             "remote {subject:?}: {n} sequential calls, {:.0} ns/call",
             window.as_nanos() as f64 / n as f64
         );
-        subjects.stop();
+        subjects.stop_gracefully(Duration::from_secs(60));
     });
     rt.shutdown_timeout(Duration::from_secs(2));
 }

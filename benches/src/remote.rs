@@ -302,4 +302,26 @@ impl RemoteSubjects {
         self.stack.agent.stop();
         self.node.stop();
     }
+
+    /// Stops, letting the serving child exit on its own (its stdin closed) within `bound`
+    /// before it is killed: a child run under a profiler writes its profile as it exits.
+    pub(crate) fn stop_gracefully(self, bound: Duration) {
+        let RemoteSubjects {
+            stack,
+            node,
+            _child: mut child,
+            ..
+        } = self;
+        stack.agent.stop();
+        node.stop();
+        drop(child.0.stdin.take());
+        let until = Instant::now() + bound;
+        while Instant::now() < until {
+            if !matches!(child.0.try_wait(), Ok(None)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Killed on drop if still running.
+    }
 }

@@ -493,7 +493,9 @@ impl<A: RemoteAgent> Agent for Remote<A> {
         }
         let replica = match replica {
             Some(replica) => Some(replica),
-            None => replicas.breaker_for(&session.name).await,
+            // Boxed: spawning a breaker actor is a large future, and only a replica's first
+            // attempt takes this path (the attempt's future stays small for every other).
+            None => Box::pin(replicas.breaker_for(&session.name)).await,
         };
         if let Some(replica) = replica {
             match replica.acquire().await {
