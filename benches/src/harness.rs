@@ -101,6 +101,9 @@ enum RemoteSubject {
     Bare,
     /// `AgentHandle<Remote<Echo>>::call` to the echo agent on the other node.
     Stack,
+    /// `IngressMsg::Call` with a frame straight to the echo agent's ingress on the other node
+    /// (the serving side and the frames, without the calling stack).
+    Ingress,
 }
 
 /// The groups of figures.
@@ -825,12 +828,23 @@ fn profile_remote(subject: RemoteSubject, seconds: f64) {
             n
         }
         let window = Duration::from_secs_f64(seconds);
-        let n = match subject {
-            RemoteSubject::Bare => run(subjects.bare.clone(), window).await,
-            RemoteSubject::Stack => run(subjects.stack.clone(), window).await,
+        let (n, (p50, p99)) = match subject {
+            RemoteSubject::Bare => (
+                run(subjects.bare.clone(), window).await,
+                calls::p50_p99_ns(subjects.bare.clone(), 5_000).await,
+            ),
+            RemoteSubject::Stack => (
+                run(subjects.stack.clone(), window).await,
+                calls::p50_p99_ns(subjects.stack.clone(), 5_000).await,
+            ),
+            RemoteSubject::Ingress => (
+                run(subjects.ingress.clone(), window).await,
+                calls::p50_p99_ns(subjects.ingress.clone(), 5_000).await,
+            ),
         };
         println!(
-            "remote {subject:?}: {n} sequential calls, {:.0} ns/call",
+            "remote {subject:?}: {n} sequential calls, {:.0} ns/call; then 5000 more: p50 \
+             {p50:.0} ns, p99 {p99:.0} ns",
             window.as_nanos() as f64 / n as f64
         );
         subjects.stop_gracefully(Duration::from_secs(60));
