@@ -4,9 +4,10 @@
 //!  calling node                                            serving node (one per replica)
 //!  AgentHandle<Remote<A>>::call                            Ingress (pg group agent.<name>)
 //!  1 admit, agent breaker, queue (the usual stack)            │ decode the frame
-//!  2 worker: Remote<A>::handle                                │ AgentHandle<A>::cast,
-//!      pick a replica: not tried by this task, node and       │   one attempt, deadline =
-//!      replica breakers not open                              │   the time the caller had left
+//!  2 worker: Remote<A>::handle                                │ straight to a worker of A (as
+//!      pick a replica: not tried by this task, node and       │   a local call goes): one
+//!      replica breakers not open                              │   attempt, deadline = the time
+//!                                                             │   the caller had left
 //!      IngressMsg::Call(frame) ── ractor_cluster ───────────▶ │
 //!      ◀────────────────────────────── Frame(Answer) ──────── │ encode the outcome
 //!  3 the worker's attempt timeout races the reply (ractor's own call timeout is that plus a

@@ -401,3 +401,97 @@ async fn the_ingress_is_in_its_agents_group_until_it_stops() {
     );
     s.agent.stop();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_is_handed_to_a_worker_without_the_agents_actor_holding_it() {
+    let s = served("ingress-direct", 1, 8).await;
+    let serving = s.ingress.clone();
+    let running = tokio::spawn(async move {
+        send(
+            &serving,
+            call(Work::Sleep(Duration::from_secs(1)), Duration::from_secs(5)),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // Admitted (it holds a slot of the admission bound) and running on the worker, but not a
+    // task of the agent's actor: the ingress submitted it to the dispatcher as `call` does.
+    assert_eq!(s.agent.inflight(), 1);
+    let status = s.agent.status().await.unwrap();
+    assert_eq!((status.tasks, status.idle_workers), (0, 0), "{status:?}");
+    assert_eq!(running.await.unwrap(), Answer::Ok("slept".into()));
+    assert_eq!(
+        s.agent.inflight(),
+        0,
+        "its slot is released with its answer"
+    );
+    assert_eq!(s.agent.stats().attempts, 1);
+    s.ingress.stop(None);
+    s.agent.stop();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_still_queued_at_its_deadline_is_answered_then_and_never_runs() {
+    let s = served("ingress-queued-deadline", 1, 8).await;
+    let serving = s.ingress.clone();
+    let busy = tokio::spawn(async move {
+        send(
+            &serving,
+            call(Work::Sleep(Duration::from_secs(2)), Duration::from_secs(5)),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let started = tokio::time::Instant::now();
+    let answer = send(
+        &s.ingress,
+        call(Work::Echo("late".into()), Duration::from_millis(200)),
+    )
+    .await;
+    let took = started.elapsed();
+    assert!(matches!(answer, Answer::TimedOut { .. }), "{answer:?}");
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_millis(300),
+        "answered at its deadline, not when the worker came free: {took:?}"
+    );
+    assert_eq!(busy.await.unwrap(), Answer::Ok("slept".into()));
+    // The worker that came free skipped the timed-out job.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(s.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(s.agent.inflight(), 0);
+    s.ingress.stop(None);
+    s.agent.stop();
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_the_agent_answers_the_running_and_the_queued_call() {
+    let s = served("ingress-stop", 1, 8).await;
+    let (a, b) = (s.ingress.clone(), s.ingress.clone());
+    let running = tokio::spawn(async move {
+        send(
+            &a,
+            call(
+                Work::Sleep(Duration::from_secs(30)),
+                Duration::from_secs(60),
+            ),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let queued = tokio::spawn(async move {
+        send(
+            &b,
+            call(Work::Echo("queued".into()), Duration::from_secs(60)),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let started = tokio::time::Instant::now();
+    s.agent.stop();
+    // `send` fails the test if a reply port is dropped unanswered.
+    let (running, queued) = (running.await.unwrap(), queued.await.unwrap());
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(!matches!(running, Answer::Ok(_)), "{running:?}");
+    assert_eq!(queued, Answer::Unavailable);
+    s.ingress.stop(None);
+}

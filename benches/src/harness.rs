@@ -74,6 +74,10 @@ struct Cli {
     /// With --profile: concurrent callers (1: sequential calls).
     #[arg(long, default_value_t = 1)]
     callers: usize,
+    /// Profiling aid (feature `cluster`): make sequential remote calls to one subject for
+    /// --seconds (the serving node is a child process, as in `--only remote`) and print calls/s.
+    #[arg(long, value_enum)]
+    profile_remote: Option<RemoteSubject>,
     /// Internal: run one memory probe in this process and print its JSON.
     #[arg(long, value_enum, hide = true)]
     rss_probe: Option<ProbeKind>,
@@ -88,6 +92,18 @@ struct Cli {
     /// Internal: how many actors or agents the memory probe spawns.
     #[arg(long, hide = true, default_value_t = 10_000)]
     count: usize,
+}
+
+/// The subjects of `--profile-remote`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RemoteSubject {
+    /// `call!` to the ractor_cluster echo actor on the other node.
+    Bare,
+    /// `AgentHandle<Remote<Echo>>::call` to the echo agent on the other node.
+    Stack,
+    /// `IngressMsg::Call` with a frame straight to the echo agent's ingress on the other node
+    /// (the serving side and the frames, without the calling stack).
+    Ingress,
 }
 
 /// The groups of figures.
@@ -227,6 +243,10 @@ fn main() {
         remote::serve_child();
         #[cfg(not(feature = "cluster"))]
         eprintln!("--remote-serve needs the `cluster` feature");
+        return;
+    }
+    if let Some(subject) = cli.profile_remote {
+        profile_remote(subject, cli.seconds);
         return;
     }
     if let Some(subject) = cli.profile {
@@ -779,6 +799,58 @@ fn anatomy(plan: &Plan, out: &mut Reporter) {
 }
 
 // ===== profiling aid =====
+
+#[cfg(not(feature = "cluster"))]
+fn profile_remote(_subject: RemoteSubject, _seconds: f64) {
+    eprintln!("--profile-remote needs the `cluster` feature");
+    std::process::exit(2);
+}
+
+#[cfg(feature = "cluster")]
+fn profile_remote(subject: RemoteSubject, seconds: f64) {
+    use calls::Caller;
+    let rt = runtime();
+    rt.block_on(async move {
+        let subjects = match remote::RemoteSubjects::start().await {
+            Ok(subjects) => subjects,
+            Err(why) => {
+                eprintln!("{why}");
+                std::process::exit(1);
+            }
+        };
+        async fn run(mut caller: impl Caller, window: Duration) -> u64 {
+            let start = Instant::now();
+            let mut n = 0;
+            while start.elapsed() < window {
+                caller.call().await;
+                n += 1;
+            }
+            n
+        }
+        let window = Duration::from_secs_f64(seconds);
+        let (n, (p50, p99)) = match subject {
+            RemoteSubject::Bare => (
+                run(subjects.bare.clone(), window).await,
+                calls::p50_p99_ns(subjects.bare.clone(), 5_000).await,
+            ),
+            RemoteSubject::Stack => (
+                run(subjects.stack.clone(), window).await,
+                calls::p50_p99_ns(subjects.stack.clone(), 5_000).await,
+            ),
+            RemoteSubject::Ingress => (
+                run(subjects.ingress.clone(), window).await,
+                calls::p50_p99_ns(subjects.ingress.clone(), 5_000).await,
+            ),
+        };
+        println!(
+            "remote {subject:?}: {n} sequential calls, {:.0} ns/call; then 5000 more: p50 \
+             {p50:.0} ns, p99 {p99:.0} ns",
+            window.as_nanos() as f64 / n as f64
+        );
+        subjects.stop_gracefully(Duration::from_secs(60));
+    });
+    rt.shutdown_timeout(Duration::from_secs(2));
+}
 
 fn profile(subject: Subject, seconds: f64, callers: usize) {
     let rt = runtime();

@@ -232,9 +232,35 @@ impl Caller for StackRemoteCaller {
     }
 }
 
+/// `IngressMsg::Call` straight to the other node's ingress (a call frame in, an answer frame
+/// out), without the calling stack: what the serving side and the frames cost alone
+/// (`--profile-remote ingress`; not a figure).
+#[derive(Clone)]
+pub(crate) struct IngressCaller {
+    ingress: ActorRef<cluster::IngressMsg>,
+    payload: Vec<u8>,
+}
+
+impl Caller for IngressCaller {
+    async fn call(&mut self) {
+        let call = cluster::RemoteCall::new(
+            ractor_resilience::task::TaskEnvelope::new(self.payload.clone())
+                .with_deadline(Duration::from_secs(30)),
+        );
+        let frame = cluster::Frame::encode(cluster::FrameKind::Call, &call).expect("encode");
+        let reply = ractor::call!(self.ingress, cluster::IngressMsg::Call, frame)
+            .expect("the ingress answers");
+        match reply.decode::<cluster::Answer<Vec<u8>, EchoError>>(cluster::FrameKind::Answer) {
+            Ok(cluster::Answer::Ok(answer)) if answer == self.payload => {}
+            other => panic!("ingress call answered {other:?}"),
+        }
+    }
+}
+
 /// The two subjects, the calling node, and the child serving them.
 pub(crate) struct RemoteSubjects {
     pub(crate) bare: BareRemoteCaller,
+    pub(crate) ingress: IngressCaller,
     pub(crate) stack: StackRemoteCaller,
     node: ClusterNode,
     _child: ServingChild,
@@ -261,19 +287,19 @@ impl RemoteSubjects {
             .map_err(|e| format!("join the serving node: {e}"))?;
         let group = cluster::group_name(AGENT);
         let until = Instant::now() + Duration::from_secs(10);
-        let bare = loop {
+        let (bare, ingress) = loop {
             let remote = |scope: &str, group: &str| {
                 ractor::pg::get_scoped_members(&scope.to_owned(), &group.to_owned())
                     .into_iter()
                     .find(|cell| !cell.get_id().is_local())
             };
             let ready = node.nodes().iter().any(|n| n.connected);
-            if let (true, Some(bare), Some(_)) = (
+            if let (true, Some(bare), Some(ingress)) = (
                 ready,
                 remote(BARE_SCOPE, BARE_GROUP),
                 remote(CLUSTER, &group),
             ) {
-                break ActorRef::<EchoMsg>::from(bare);
+                break (ActorRef::<EchoMsg>::from(bare), ActorRef::from(ingress));
             }
             if Instant::now() > until {
                 return Err("the serving node's actors were not visible within 10 s".into());
@@ -292,6 +318,10 @@ impl RemoteSubjects {
                 actor: bare,
                 payload: payload.clone(),
             },
+            ingress: IngressCaller {
+                ingress,
+                payload: payload.clone(),
+            },
             stack: StackRemoteCaller { agent, payload },
             node,
             _child: child,
@@ -301,5 +331,27 @@ impl RemoteSubjects {
     pub(crate) fn stop(self) {
         self.stack.agent.stop();
         self.node.stop();
+    }
+
+    /// Stops, letting the serving child exit on its own (its stdin closed) within `bound`
+    /// before it is killed: a child run under a profiler writes its profile as it exits.
+    pub(crate) fn stop_gracefully(self, bound: Duration) {
+        let RemoteSubjects {
+            stack,
+            node,
+            _child: mut child,
+            ..
+        } = self;
+        stack.agent.stop();
+        node.stop();
+        drop(child.0.stdin.take());
+        let until = Instant::now() + bound;
+        while Instant::now() < until {
+            if !matches!(child.0.try_wait(), Ok(None)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Killed on drop if still running.
     }
 }

@@ -45,6 +45,15 @@ struct State<A: Agent> {
     closed: bool,
 }
 
+/// Where [`Dispatch::place`] put a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placed {
+    /// Into an idle worker's mailbox: it starts at once (and the worker enforces its deadline).
+    Worker,
+    /// Into the agent's queue: it waits for a worker.
+    Queued,
+}
+
 /// Why [`Dispatch::submit`] handed a job back.
 pub(crate) enum Refused<A: Agent> {
     /// The queue is full of live jobs.
@@ -74,7 +83,13 @@ impl<A: Agent> Dispatch<A> {
 
     /// Hands `job` to an idle worker (sent under the lock: no clone of its reference), or
     /// queues it.
-    pub(crate) fn submit(&self, mut job: Job<A>) -> Result<(), Refused<A>> {
+    pub(crate) fn submit(&self, job: Job<A>) -> Result<(), Refused<A>> {
+        self.place(job).map(|_| ())
+    }
+
+    /// [`submit`](Self::submit), telling where the job went: `Queued` (no worker was idle),
+    /// or `Worker` (it is in an idle worker's mailbox).
+    pub(crate) fn place(&self, mut job: Job<A>) -> Result<Placed, Refused<A>> {
         let mut s = self.lock();
         if s.closed {
             return Err(Refused::Closed(job));
@@ -84,15 +99,15 @@ impl<A: Agent> Dispatch<A> {
                 continue;
             };
             match worker.send_message(WorkerMsg::Run(job)) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(Placed::Worker),
                 // The worker stopped after it parked: try the next one.
                 Err(MessagingErr::SendErr(WorkerMsg::Run(back))) => job = back,
                 // Not a send error: the message (and with it the job's reply) is gone, which
                 // its waiter sees as a lost worker.
-                Err(_) => return Ok(()),
+                Err(_) => return Ok(Placed::Worker),
             }
         }
-        s.enqueue(job)
+        s.enqueue(job).map(|()| Placed::Queued)
     }
 
     /// Puts `worker` in `slot` (spawned or restarted): it is told to pull if work queued while

@@ -36,6 +36,9 @@ pub const MIN_FRAME_VERSION: u8 = 1;
 /// an oversized payload is a clear error here rather than a dropped connection there).
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 
+/// The capacity a frame's buffer starts with (it grows past it as needed).
+const INITIAL_CAPACITY: usize = 256;
+
 /// What a frame carries (its second byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -179,8 +182,11 @@ impl Frame {
         kind: FrameKind,
         value: &T,
     ) -> Result<Frame, FrameError> {
-        let bytes = postcard::to_extend(value, vec![version, kind as u8])
-            .map_err(|e| FrameError::Body(e.to_string()))?;
+        // Room for a typical small call or answer up front: postcard writes byte by byte, and
+        // a buffer grown from the two header bytes reallocates six times for a 64-byte task.
+        let mut buf = Vec::with_capacity(INITIAL_CAPACITY);
+        buf.extend_from_slice(&[version, kind as u8]);
+        let bytes = postcard::to_extend(value, buf).map_err(|e| FrameError::Body(e.to_string()))?;
         let len = bytes.len() - 2;
         if len > MAX_BODY {
             return Err(FrameError::TooLarge { len });

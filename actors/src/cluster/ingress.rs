@@ -4,9 +4,11 @@
 //!
 //! ```text
 //!  remote caller ── IngressMsg::Call(frame) ──▶ Ingress (decode; no await in handle)
-//!                                                 └─ AgentHandle::cast(task, one attempt,
-//!                                                      deadline = the time it had left)
-//!  remote caller ◀── Frame(Answer) ─────────────── the outcome's callback (encode)
+//!                                                 └─ the agent's dispatcher: one attempt,
+//!                                                    deadline = the time it had left, straight
+//!                                                    to an idle worker (not through the
+//!                                                    agent's actor)
+//!  remote caller ◀── Frame(Answer) ─────────────── the worker, as the attempt ends (encode)
 //! ```
 //!
 //! A frame that does not decode is answered [`Answer::BadRequest`]: the caller never waits for
@@ -27,7 +29,6 @@ use ractor_cluster::RactorClusterMessage;
 use super::RemoteAgent;
 use super::frame::{Answer, CallTag, Frame, FrameError, FrameKind, RemoteCall};
 use crate::agent::{AgentHandle, AttemptError, CallError, CallOptions, Outcome};
-use crate::reply::ReplyTo;
 use crate::task::CancellationToken;
 
 /// What an [`Ingress`] accepts from any node of the cluster. One protocol for every agent: the
@@ -218,8 +219,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Decodes a call and hands it to the agent as one attempt; the outcome (or the refusal, or
-/// the decoding error) goes back on `port`. Never awaits.
+/// Decodes a call and hands it to the agent's dispatcher as one attempt (straight to an idle
+/// worker, as a local `call` does: not through the agent's actor); the outcome (or the refusal,
+/// or the decoding error) goes back on `port`, from the worker that ran it. Never awaits.
 fn serve_call<A: RemoteAgent>(
     agent: &AgentHandle<A>,
     in_flight: &InFlight,
@@ -245,29 +247,13 @@ fn serve_call<A: RemoteAgent>(
         lock(in_flight).insert(tag, token);
         (tag, in_flight.clone())
     });
-    // The port is answered by the outcome's callback, or here if the task is refused at once
-    // (then the callback is never called).
-    let port = Arc::new(Mutex::new(Some(port)));
-    let in_callback = port.clone();
-    let done = tag.clone();
-    let reply = ReplyTo::callback(move |outcome: Option<Outcome<A>>| {
-        if let Some((tag, in_flight)) = &done {
-            lock(in_flight).remove(tag);
-        }
-        let taken = lock(&in_callback).take();
-        if let Some(port) = taken {
-            answer::<A>(port, outcome.map_or(Answer::WorkerLost, answer_of::<A>));
-        }
-    });
-    if let Err(refused) = agent.cast(call.envelope.task, opts, Some(reply)) {
+    // Called exactly once: at once if the task is refused, else with the attempt's outcome.
+    agent.attempt_once(call.envelope.task, opts, move |outcome: Outcome<A>| {
         if let Some((tag, in_flight)) = &tag {
             lock(in_flight).remove(tag);
         }
-        let taken = lock(&port).take();
-        if let Some(port) = taken {
-            answer::<A>(port, answer_of::<A>(Err(refused)));
-        }
-    }
+        answer::<A>(port, answer_of::<A>(outcome));
+    });
 }
 
 type AnswerOf<A> = Answer<<A as crate::agent::Agent>::Output, <A as crate::agent::Agent>::Error>;

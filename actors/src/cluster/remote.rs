@@ -265,6 +265,8 @@ impl Replicas {
         self.membership.replica_breaker(&self.agent, node)
     }
 
+    /// The replica breaker of `node`, spawned (and kept in the membership) by the first
+    /// attempt that needs it.
     async fn breaker_for(&self, node: &Arc<str>) -> Option<BreakerHandle> {
         if let Some(b) = self.breaker(node) {
             return Some(b);
@@ -288,7 +290,8 @@ impl Replicas {
 
     /// A replica for an attempt: on a connected node, node and replica breakers not rejecting
     /// now, preferring nodes this task has not tried; round robin (see [`choose`]).
-    fn pick(&self, tried: &Tried) -> Option<(ActorCell, Session)> {
+    /// With it, the replica's breaker if it has one yet (looked up once per attempt).
+    fn pick(&self, tried: &Tried) -> Option<(ActorCell, Session, Option<BreakerHandle>)> {
         let members = ractor::pg::get_scoped_members(&self.membership.scope, &self.group);
         let now = std::time::Instant::now();
         let candidates = members.into_iter().filter_map(|cell| {
@@ -298,12 +301,11 @@ impl Replicas {
             }
             // Not ready yet, or lost: not a candidate.
             let session = self.membership.session(id.node())?;
+            let replica = self.breaker(&session.name);
             let admits = !session.lost.is_cancelled()
                 && !rejects(&session.breaker, now)
-                && !self
-                    .breaker(&session.name)
-                    .is_some_and(|b| rejects(&b, now));
-            Some((id.node(), admits, (cell, session)))
+                && !replica.as_ref().is_some_and(|b| rejects(b, now));
+            Some((id.node(), admits, (cell, session, replica)))
         });
         let tried: Vec<NodeId> = tried.iter().map(|(node, _)| *node).collect();
         choose(
@@ -460,17 +462,18 @@ impl<A: RemoteAgent> Agent for Remote<A> {
             let tried = task.tried.lock().unwrap_or_else(|e| e.into_inner());
             replicas.pick(&tried)
         };
-        let Some((cell, session)) = picked else {
+        let Some((cell, session, replica)) = picked else {
             return Err(RemoteError::NoReplica);
         };
-        let node = session.name.to_string();
         task.tried
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((cell.get_id().node(), session.name.clone()));
+        // The node's name as the errors carry it: made only for an error.
+        let node = || session.name.to_string();
         // 2 permits
         let refused = |retry_after| RemoteError::Refused {
-            node: node.clone(),
+            node: node(),
             retry_after,
         };
         let mut permits = Permits {
@@ -488,7 +491,13 @@ impl<A: RemoteAgent> Agent for Remote<A> {
                 ));
             }
         }
-        if let Some(replica) = replicas.breaker_for(&session.name).await {
+        let replica = match replica {
+            Some(replica) => Some(replica),
+            // Boxed: spawning a breaker actor is a large future, and only a replica's first
+            // attempt takes this path (the attempt's future stays small for every other).
+            None => Box::pin(replicas.breaker_for(&session.name)).await,
+        };
+        if let Some(replica) = replica {
             match replica.acquire().await {
                 Ok(p) => permits.replica = Some((replica, p)),
                 Err(r) => {
@@ -537,7 +546,7 @@ impl<A: RemoteAgent> Agent for Remote<A> {
         drop(cancel);
         // 4 record
         let lost = || RemoteError::NodeLost {
-            node: node.clone(),
+            node: node(),
             resend: replicas.opts.resend_on_node_loss,
         };
         let frame = match reply {
@@ -545,7 +554,7 @@ impl<A: RemoteAgent> Agent for Remote<A> {
             Some(Ok(CallResult::Timeout)) => {
                 permits.record(CallOutcome::Ignored, CallOutcome::Failure);
                 return Err(RemoteError::TimedOut {
-                    node,
+                    node: node(),
                     after: timeout,
                 });
             }
@@ -568,11 +577,17 @@ impl<A: RemoteAgent> Agent for Remote<A> {
             Answer::Agent(e) => (A::classify(&e).breaker, Err(RemoteError::Agent(e))),
             Answer::TimedOut { after } => (
                 CallOutcome::Failure,
-                Err(RemoteError::TimedOut { node, after }),
+                Err(RemoteError::TimedOut {
+                    node: node(),
+                    after,
+                }),
             ),
             Answer::Rejected { retry_after } => (CallOutcome::Ignored, Err(refused(retry_after))),
             Answer::Overloaded | Answer::Unavailable => (CallOutcome::Ignored, Err(refused(None))),
-            Answer::WorkerLost => (CallOutcome::Failure, Err(RemoteError::WorkerLost { node })),
+            Answer::WorkerLost => (
+                CallOutcome::Failure,
+                Err(RemoteError::WorkerLost { node: node() }),
+            ),
             Answer::BadRequest(e) => (CallOutcome::Failure, Err(RemoteError::Frame(e))),
         };
         // The node answered: it is alive.
