@@ -214,7 +214,7 @@ impl Reporter {
                 };
             }
         }
-        eprintln!("targets (first bar), on the medians:");
+        eprintln!("targets (the performance issue's bars where it set one), on the medians:");
         for t in TARGETS {
             let Some(f) = self.figures.iter().find(|f| f.name == t.name) else {
                 continue;
