@@ -155,7 +155,7 @@ impl PolicyTally {
 }
 
 /// Pre-registered handles for one agent and its retry policy.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct AgentMetrics {
     tasks: [Counter; 6],
     durations: [Histogram; 6],
@@ -165,7 +165,7 @@ pub(crate) struct AgentMetrics {
     attempts: Counter,
     amplification: Gauge,
     /// Whether `amplification` was set through this handle.
-    amplification_set: Arc<AtomicBool>,
+    amplification_set: AtomicBool,
     tally: Arc<PolicyTally>,
     restarts: Counter,
     inflight: Gauge,
@@ -192,7 +192,7 @@ impl AgentMetrics {
             retry_calls,
             attempts: counter!(RETRY_ATTEMPTS, "policy" => policy.to_string()),
             amplification: gauge!(RETRY_AMPLIFICATION, "policy" => policy.to_string()),
-            amplification_set: Arc::default(),
+            amplification_set: AtomicBool::new(false),
             tally: PolicyTally::of(policy),
             queue_wait: histogram!(AGENT_QUEUE_WAIT, "agent" => agent.to_string()),
             shed: counter!(AGENT_SHED, "agent" => agent.to_string()),
