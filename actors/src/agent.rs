@@ -31,6 +31,8 @@ mod job;
 mod msg;
 mod options;
 mod reconfigure;
+#[cfg(feature = "cluster")]
+mod serve_once;
 mod shared;
 mod supervisor;
 mod worker;
