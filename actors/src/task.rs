@@ -243,6 +243,25 @@ impl TaskContext {
         operation: Option<Arc<str>>,
         breaker_key: Option<Arc<str>>,
     ) -> Self {
+        // The common case: nothing else holds the signal and the last attempt never used it
+        // (no token made, no parent), so it is as good as new, with no write at all. No
+        // `Weak` of a signal is ever made, so a count of one means this worker holds the only
+        // reference; the fence makes what the last holder did before dropping its own
+        // (making the token, say) visible to the check that follows.
+        if parent.is_none() && Arc::strong_count(signal) == 1 {
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            if signal.parent.is_none() && signal.token.get().is_none() {
+                return TaskContext {
+                    id,
+                    attempt,
+                    deadline,
+                    retries_here,
+                    operation,
+                    breaker_key,
+                    signal: signal.clone(),
+                };
+            }
+        }
         let fresh = Signal {
             parent: parent.cloned(),
             token: OnceLock::new(),
@@ -282,5 +301,72 @@ impl TaskContext {
             breaker_key: None,
             task,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(signal: &mut Arc<Signal>, parent: Option<&CancellationToken>) -> TaskContext {
+        TaskContext::for_attempt(signal, parent, TaskId(1), 1, None, false, None, None)
+    }
+
+    #[test]
+    fn an_unused_signal_is_reused_as_it_is() {
+        let mut signal = Arc::new(Signal::default());
+        let first = Arc::as_ptr(&signal);
+        drop(attempt(&mut signal, None));
+        let ctx = attempt(&mut signal, None);
+        assert_eq!(
+            Arc::as_ptr(&signal),
+            first,
+            "same allocation, nothing reset"
+        );
+        assert!(!ctx.cancel().is_cancelled());
+    }
+
+    #[test]
+    fn a_used_signal_is_reset_before_the_next_attempt() {
+        let mut signal = Arc::new(Signal::default());
+        let ctx = attempt(&mut signal, None);
+        let token = ctx.cancel().clone();
+        signal.cancel();
+        assert!(token.is_cancelled());
+        drop(ctx);
+        let next = attempt(&mut signal, None);
+        assert!(
+            !next.cancel().is_cancelled(),
+            "the last attempt's cancellation must not leak into this one"
+        );
+    }
+
+    #[test]
+    fn a_signal_still_held_is_never_reused() {
+        let mut signal = Arc::new(Signal::default());
+        let kept = attempt(&mut signal, None); // an agent kept its context
+        let next = attempt(&mut signal, None);
+        kept.cancel().cancel();
+        assert!(!next.cancel().is_cancelled());
+        assert!(!Arc::ptr_eq(&kept.signal, &next.signal));
+    }
+
+    #[test]
+    fn a_parent_signal_is_never_skipped() {
+        let mut signal = Arc::new(Signal::default());
+        drop(attempt(&mut signal, None));
+        let parent = CancellationToken::new();
+        let ctx = attempt(&mut signal, Some(&parent));
+        parent.cancel();
+        assert!(
+            ctx.cancel().is_cancelled(),
+            "the attempt's token is the task's child"
+        );
+        drop(ctx);
+        let next = attempt(&mut signal, None);
+        assert!(
+            !next.cancel().is_cancelled(),
+            "the parent went with its attempt"
+        );
     }
 }

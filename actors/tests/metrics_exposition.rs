@@ -61,3 +61,55 @@ fn the_library_builder_gives_task_durations_buckets() {
     );
     assert!(!text.contains("quantile="), "{text}");
 }
+
+/// The task-duration histogram counts a task's whole time from admission (its time in the
+/// queue included), and the queue-wait histogram exactly that queueing: one worker, two
+/// 100 ms tasks submitted together — the first is handed straight to the worker (100 ms, no
+/// wait), the second waits for it (100 ms queued, 200 ms in all).
+#[test]
+fn task_durations_include_the_queue_and_queue_waits_are_exact() {
+    use ractor_resilience::agent::{Agent, AgentBuilder};
+    use ractor_resilience::task::TaskContext;
+
+    struct Sleepy;
+    impl Agent for Sleepy {
+        type Task = u64;
+        type Output = ();
+        type Error = std::io::Error;
+        async fn handle(&mut self, ms: u64, _ctx: TaskContext) -> Result<(), std::io::Error> {
+            tokio::time::sleep(support::ms(ms)).await;
+            Ok(())
+        }
+    }
+
+    let recorder = ractor_resilience::metrics::prometheus_builder().build_recorder();
+    let text = support::paused_with_recorder(recorder, |handle| async move {
+        let agent = AgentBuilder::new("held", || Sleepy)
+            .workers(1)
+            .spawn()
+            .await
+            .unwrap();
+        let (a, b) = tokio::join!(agent.call(100), agent.call(100));
+        assert!(a.is_ok() && b.is_ok());
+        let text = handle.render();
+        agent.stop();
+        text
+    });
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    let durations = "resilience_task_duration_seconds_sum{agent=\"held\",outcome=\"succeeded\"}";
+    let count = "resilience_task_duration_seconds_count{agent=\"held\",outcome=\"succeeded\"}";
+    let waits = "resilience_agent_queue_wait_seconds_sum{agent=\"held\"}";
+    let waited = "resilience_agent_queue_wait_seconds_count{agent=\"held\"}";
+    assert_eq!(value(count), 2.0);
+    assert!(
+        (value(durations) - 0.3).abs() < 1e-6,
+        "{}",
+        value(durations)
+    );
+    assert_eq!(value(waited), 2.0);
+    assert!((value(waits) - 0.1).abs() < 1e-6, "{}", value(waits));
+}

@@ -82,7 +82,8 @@ enum Raced<R> {
 /// so that the woken submitter does not wait behind this worker's bookkeeping.
 pub(crate) struct Finished<A: Agent> {
     pub(crate) ended: Instant,
-    answer: Option<(JobReply<A>, AttemptEnd<A>)>,
+    /// The answer, and the time from the job's `queued` to `ended`.
+    answer: Option<(JobReply<A>, AttemptEnd<A>, Duration)>,
 }
 
 impl<A: Agent> Finished<A> {
@@ -95,9 +96,9 @@ impl<A: Agent> Finished<A> {
 
     /// Delivers the answer; one nobody waits for any more is dropped and counted late.
     pub(crate) fn deliver(self, shared: &Shared<A>) {
-        if let Some((reply, end)) = self.answer {
+        if let Some((reply, end, held)) = self.answer {
             let ran = matches!(end, AttemptEnd::Ran(_));
-            if !reply.send((end, self.ended)) && ran {
+            if !reply.send((end, held)) && ran {
                 // The caller stopped waiting (its deadline or its cancellation came first).
                 shared.timeout.late_reply();
             }
@@ -113,7 +114,7 @@ pub(crate) async fn run<A: Agent>(
     timer: &mut Option<Pin<Box<Sleep>>>,
     signal: &mut Arc<Signal>,
     shared: &Arc<Shared<A>>,
-    job: Job<A>,
+    mut job: Job<A>,
     taken: Option<Instant>,
 ) -> Finished<A> {
     // 1. skip
@@ -171,25 +172,17 @@ pub(crate) async fn run<A: Agent>(
         job.answer(AttemptEnd::Abandoned, now);
         return Finished::answered(now);
     }
-    let Job {
-        task,
-        id,
-        attempt,
-        deadline,
-        operation,
-        breaker_key,
-        cancel: task_cancel,
-        retried_upstream,
-        queued,
-        started,
-        mut reply,
-    } = job;
-    // 3. race
-    shared
-        .metrics
-        .queue_wait(now.saturating_duration_since(queued));
-    let policy = shared.timeout.timeout_for(operation.as_deref());
-    let left = deadline.map(|d| d.saturating_duration_since(now));
+    // The job's fields are used in place (moved out one by one), not copied into locals:
+    // every byte this future holds across its await is moved with it by ractor.
+    // 3. race (a job handed straight to a worker starts as it was queued: no subtraction)
+    let waited = if now == job.queued {
+        Duration::ZERO
+    } else {
+        now.saturating_duration_since(job.queued)
+    };
+    shared.metrics.queue_wait(waited);
+    let policy = shared.timeout.timeout_for(job.operation.as_deref());
+    let left = job.deadline.map(|d| d.saturating_duration_since(now));
     // The deadline cuts this attempt short when it comes first: then reaching it is the
     // caller's patience running out, not the dependency being slow.
     let (after, cut) = match left {
@@ -201,21 +194,21 @@ pub(crate) async fn run<A: Agent>(
     // token is made only if the agent asks for it (or the attempt is abandoned).
     let ctx = TaskContext::for_attempt(
         signal,
-        task_cancel.as_ref(),
-        id,
-        attempt,
+        job.cancel.as_ref(),
+        job.id,
+        job.attempt,
         Some(at),
-        shared.retried_at_or_above(retried_upstream),
+        shared.retried_at_or_above(job.retried_upstream),
         // For an agent that forwards the task (a remote attempt); a reference count at most.
-        operation.clone(),
-        breaker_key,
+        job.operation.clone(),
+        job.breaker_key.take(),
     );
-    shared.count_attempt(attempt);
-    if let Some(started) = started {
+    shared.count_attempt(job.attempt);
+    if let Some(started) = job.started.take() {
         started.store(true, std::sync::atomic::Ordering::Release);
     }
     let raced = {
-        let work = agent.handle(task, ctx);
+        let work = agent.handle(job.task, ctx);
         tokio::pin!(work);
         // An answer ready at the first poll needs no timer; only then is the timer armed.
         let raced = match poll_once(work.as_mut()).await {
@@ -227,8 +220,8 @@ pub(crate) async fn run<A: Agent>(
                     work.as_mut(),
                     timer,
                     at,
-                    task_cancel.as_ref(),
-                    &mut reply,
+                    job.cancel.as_ref(),
+                    &mut job.reply,
                 ))
                 .await
             }
@@ -273,8 +266,8 @@ pub(crate) async fn run<A: Agent>(
         Raced::Abandoned => (AttemptEnd::Abandoned, CallOutcome::Ignored, None),
     };
     tracing::debug!(
-        task = %id,
-        attempt,
+        task = %job.id,
+        attempt = job.attempt,
         outcome = end_label(&end),
         "attempt finished"
     );
@@ -283,11 +276,17 @@ pub(crate) async fn run<A: Agent>(
     if let Some((latency, outcome)) = sample {
         shared
             .timeout
-            .record(operation.as_deref(), latency, outcome);
+            .record(job.operation.as_deref(), latency, outcome);
     }
+    // The task's time in our hands: the attempt's latency when it started as it was queued.
+    let held = if waited.is_zero() {
+        took
+    } else {
+        ended.saturating_duration_since(job.queued)
+    };
     Finished {
         ended,
-        answer: Some((reply, end)),
+        answer: Some((job.reply, end, held)),
     }
 }
 

@@ -36,13 +36,17 @@ impl<A: Agent> AgentHandle<A> {
             attempts = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
-        let run = self.run(task, id, &opts, &mut admitted);
         // Entering and leaving a disabled span on every poll is not free: skip the wrapper when
-        // no subscriber wants the span.
+        // no subscriber wants the span (the instrumented future is boxed, so that the plain
+        // one's size is all this future holds).
         let (attempts, result) = if span.is_disabled() {
-            run.await
+            self.run(task, id, &opts, &mut admitted).await
         } else {
-            run.instrument(span.clone()).await
+            Box::pin(
+                self.run(task, id, &opts, &mut admitted)
+                    .instrument(span.clone()),
+            )
+            .await
         };
         self.shared.finish(&mut admitted, attempts, &result);
         span.record("attempts", attempts);
@@ -84,8 +88,9 @@ impl<A: Agent> AgentHandle<A> {
             return (0, Err(refused_error(shared, refused)));
         }
         let end = match wait(rx, deadline, user).await {
-            Waited::Answer((end, at)) => {
-                admitted.ended = Some(at);
+            Waited::Answer((end, took)) => {
+                // The job was queued as the task was admitted: its time is the task's.
+                admitted.took = Some(took);
                 end
             }
             Waited::Lost => AttemptEnd::Ran(Err(AttemptError::WorkerLost)),
@@ -106,8 +111,9 @@ impl<A: Agent> AgentHandle<A> {
             return (1, Err(CallError::Cancelled));
         }
         match kept {
+            // Boxed: the retry path's state stays out of every call's future.
             Some(task) if shared.may_retry(&error, 1, opts.retried_upstream) => {
-                self.hand_over(task, id, error, deadline, opts).await
+                Box::pin(self.hand_over(task, id, error, deadline, opts)).await
             }
             _ => (1, Err(Shared::<A>::final_error(error, 1))),
         }
@@ -209,7 +215,7 @@ pub(super) fn refused_error<A: Agent>(
 
 /// How waiting for a first attempt's answer ended.
 enum Waited<A: Agent> {
-    Answer((AttemptEnd<A>, Instant)),
+    Answer((AttemptEnd<A>, std::time::Duration)),
     /// The job was dropped unanswered: its worker crashed.
     Lost,
     Cancelled,
@@ -220,7 +226,7 @@ enum Waited<A: Agent> {
 /// may still be queued at it; a running one ends there on its own). Closing the receiver tells
 /// the worker that nobody waits any more; an answer sent before the close is still taken.
 async fn wait<A: Agent>(
-    mut rx: oneshot::Receiver<(AttemptEnd<A>, Instant)>,
+    rx: oneshot::Receiver<(AttemptEnd<A>, std::time::Duration)>,
     deadline: Option<Instant>,
     user: Option<&CancellationToken>,
 ) -> Waited<A> {
@@ -232,6 +238,16 @@ async fn wait<A: Agent>(
             Err(_) => Waited::Lost,
         };
     }
+    // Boxed: the race's timer and cancellation wait stay out of the plain call's future.
+    Box::pin(race(rx, deadline, user)).await
+}
+
+/// [`wait`] with a deadline or a cancellation token to race.
+async fn race<A: Agent>(
+    mut rx: oneshot::Receiver<(AttemptEnd<A>, std::time::Duration)>,
+    deadline: Option<Instant>,
+    user: Option<&CancellationToken>,
+) -> Waited<A> {
     let deadline = async {
         match deadline {
             Some(at) => tokio::time::sleep_until(at).await,

@@ -36,12 +36,13 @@ pub(crate) struct Job<A: Agent> {
     /// Set when a worker starts it, for a caller that may stop waiting before the answer (its
     /// deadline) and must still say how many attempts were made.
     pub(crate) started: Option<Arc<AtomicBool>>,
-    /// The job's end, and when it ended (the task's duration reuses that clock read).
+    /// The job's end, and how long after `queued` it ended (the task's duration reuses the
+    /// worker's clock read and, for a job handed straight to a worker, its attempt's latency).
     pub(crate) reply: JobReply<A>,
 }
 
-/// Where a job's end goes, with the instant it ended.
-pub(crate) type JobReply<A> = ReplyTo<(AttemptEnd<A>, Instant)>;
+/// Where a job's end goes, with the time from its `queued` to its end.
+pub(crate) type JobReply<A> = ReplyTo<(AttemptEnd<A>, Duration)>;
 
 impl<A: Agent> Job<A> {
     /// Nobody waits for it any more: its task was cancelled, or its caller's future is gone.
@@ -54,7 +55,8 @@ impl<A: Agent> Job<A> {
 
     /// Answers without running it, as of `at`.
     pub(crate) fn answer(self, end: AttemptEnd<A>, at: Instant) {
-        self.reply.send((end, at));
+        let held = at.saturating_duration_since(self.queued);
+        self.reply.send((end, held));
     }
 }
 

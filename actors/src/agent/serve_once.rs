@@ -95,8 +95,9 @@ impl<A: Agent> AgentHandle<A> {
                     return; // answered at the deadline already
                 };
                 let (attempts, result) = match answer {
-                    Some((end, at)) => {
-                        once.admitted.ended = Some(at);
+                    Some((end, took)) => {
+                        // Queued as it was admitted: the job's time is the task's.
+                        once.admitted.took = Some(took);
                         let attempts = u32::from(end.ran());
                         match end {
                             AttemptEnd::Ran(Ok(output)) => (1, Ok(output)),

@@ -82,9 +82,9 @@ pub struct AgentStats {
 pub(crate) struct Admitted<'a> {
     holder: Holder<'a>,
     pub(crate) submitted: Instant,
-    /// When the task's last attempt ended, if that clock read was already taken (by the worker
-    /// that ran it): the task's duration reuses it instead of reading the clock again.
-    pub(crate) ended: Option<Instant>,
+    /// The task's duration, if the worker that ran its last attempt measured it already (from
+    /// `submitted` to that attempt's end): then no clock is read for it here.
+    pub(crate) took: Option<Duration>,
     /// Whether the task's outcome was counted; a task dropped before that (its caller's future
     /// was dropped) is counted as cancelled, so every admitted task has exactly one outcome.
     finished: bool,
@@ -109,7 +109,7 @@ impl Admitted<'_> {
         Admitted {
             holder: Holder::Owned(shared.inflight.clone(), shared.metrics.clone()),
             submitted: this.submitted,
-            ended: this.ended,
+            took: this.took,
             finished: this.finished,
         }
     }
@@ -172,7 +172,7 @@ impl<A: Agent> Shared<A> {
         Ok(Admitted {
             holder: Holder::Borrowed(&self.inflight, &self.metrics),
             submitted: Instant::now(),
-            ended: None,
+            took: None,
             finished: false,
         })
     }
@@ -237,10 +237,9 @@ impl<A: Agent> Shared<A> {
             Ok(_) => TaskOutcome::Succeeded,
             Err(e) => e.outcome(),
         };
-        let took = match admitted.ended {
-            Some(ended) => ended.saturating_duration_since(admitted.submitted),
-            None => admitted.submitted.elapsed(),
-        };
+        let took = admitted
+            .took
+            .unwrap_or_else(|| admitted.submitted.elapsed());
         self.metrics.task(outcome, took);
         let retried = attempts > 1;
         match (result, retried) {

@@ -60,24 +60,15 @@ impl<A: Agent> Actor for WorkerActor<A> {
         })
     }
 
+    /// Runs the job of `message` (if any), then queued ones, up to a batch. The body is here,
+    /// not in a function it awaits: ractor moves this future with every message, and a nested
+    /// one would hold the message and references twice.
     async fn handle(
         &self,
         myself: ActorRef<Self::Msg>,
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        serve(myself, message, state).await;
-        Ok(())
-    }
-}
-
-/// Runs the job of `message` (if any), then queued ones, up to a batch.
-async fn serve<A: Agent>(
-    myself: ActorRef<WorkerMsg<A>>,
-    message: WorkerMsg<A>,
-    state: &mut WorkerState<A>,
-) {
-    {
         let WorkerState {
             agent,
             shared,
@@ -93,7 +84,7 @@ async fn serve<A: Agent>(
             WorkerMsg::Retire => {
                 // Its slot is gone (the pool shrank): the dispatcher hands it nothing more.
                 myself.stop(Some("retired".into()));
-                return;
+                return Ok(());
             }
         };
         for _ in 0..BATCH {
@@ -115,12 +106,13 @@ async fn serve<A: Agent>(
                     job = Some(next);
                     now = Some(at);
                 }
-                None => return,
+                None => return Ok(()),
             }
         }
         if let Some(job) = job {
             // A whole batch ran: yield to the mailbox, keeping the job taken.
             shared.dispatch.yield_job(*slot, &myself, job);
         }
+        Ok(())
     }
 }

@@ -172,10 +172,12 @@ impl<A: Agent> SupervisorState<A> {
             retried_upstream: h.req.retried_upstream,
             queued: Instant::now(),
             started: Some(started),
-            reply: ReplyTo::callback(move |answer: Option<(AttemptEnd<A>, Instant)>| {
-                let end = answer.map(|(end, _)| end);
-                let _ = me.send_message(InternalMsg::AttemptDone { key, attempt, end }.into());
-            }),
+            reply: ReplyTo::callback(
+                move |answer: Option<(AttemptEnd<A>, std::time::Duration)>| {
+                    let end = answer.map(|(end, _)| end);
+                    let _ = me.send_message(InternalMsg::AttemptDone { key, attempt, end }.into());
+                },
+            ),
         };
         match self.shared.dispatch.submit(job) {
             Ok(()) => {}
