@@ -114,7 +114,7 @@ pub(crate) async fn run<A: Agent>(
     timer: &mut Option<Pin<Box<Sleep>>>,
     signal: &mut Arc<Signal>,
     shared: &Arc<Shared<A>>,
-    mut job: Job<A>,
+    mut job: Box<Job<A>>,
     taken: Option<Instant>,
 ) -> Finished<A> {
     // 1. skip

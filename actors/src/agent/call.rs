@@ -71,7 +71,7 @@ impl<A: Agent> AgentHandle<A> {
         let kept = (shared.max_attempts(opts.retried_upstream) > 1).then(|| task.clone());
         let started = deadline.map(|_| Arc::new(AtomicBool::new(false)));
         let (reply, rx) = ReplyTo::port();
-        let job = Job {
+        let job = Box::new(Job {
             task,
             id,
             attempt: 1,
@@ -83,7 +83,7 @@ impl<A: Agent> AgentHandle<A> {
             queued: admitted.submitted,
             started: started.clone(),
             reply,
-        };
+        });
         if let Err(refused) = shared.dispatch.submit(job) {
             return (0, Err(refused_error(shared, refused)));
         }

@@ -87,16 +87,16 @@ impl<A: Agent> Dispatch<A> {
 
     /// Hands `job` to an idle worker (sent under the lock: no clone of its reference), or
     /// queues it.
-    pub(crate) fn submit(&self, job: Job<A>) -> Result<(), Refused<A>> {
+    pub(crate) fn submit(&self, job: Box<Job<A>>) -> Result<(), Refused<A>> {
         self.place(job).map(|_| ())
     }
 
     /// [`submit`](Self::submit), telling where the job went: `Queued` (no worker was idle),
     /// or `Worker` (it is in an idle worker's mailbox).
-    pub(crate) fn place(&self, mut job: Job<A>) -> Result<Placed, Refused<A>> {
+    pub(crate) fn place(&self, mut job: Box<Job<A>>) -> Result<Placed, Refused<A>> {
         let mut s = self.lock();
         if s.closed {
-            return Err(Refused::Closed(job));
+            return Err(Refused::Closed(*job));
         }
         while let Some(slot) = s.idle.pop() {
             let Some(worker) = &s.workers[slot] else {
@@ -111,7 +111,8 @@ impl<A: Agent> Dispatch<A> {
                 Err(_) => return Ok(Placed::Worker),
             }
         }
-        s.enqueue(job).map(|()| Placed::Queued)
+        // Queued inline: the worker that takes it boxes it again (see `WorkerMsg::Run`).
+        s.enqueue(*job).map(|()| Placed::Queued)
     }
 
     /// Puts `worker` in `slot` (spawned or restarted): it is told to pull if work queued while
@@ -189,7 +190,7 @@ impl<A: Agent> Dispatch<A> {
     /// A job a worker took but yields back (a whole batch ran): to itself, behind its mailbox,
     /// unless its slot was retired meanwhile — then to an idle worker or the queue's front.
     /// Under the lock, so a retirement cannot slip between the check and the send.
-    pub(crate) fn yield_job(&self, slot: usize, me: &ActorRef<WorkerMsg<A>>, job: Job<A>) {
+    pub(crate) fn yield_job(&self, slot: usize, me: &ActorRef<WorkerMsg<A>>, job: Box<Job<A>>) {
         let mut s = self.lock();
         let mine = s
             .workers
@@ -216,7 +217,7 @@ impl<A: Agent> Dispatch<A> {
             }
         }
         // It was admitted and had reached a worker: it goes first, whatever the bound.
-        s.queue.push_front(job);
+        s.queue.push_front(*job);
     }
 
     /// Refuses every job from now on, and answers every queued one [`AttemptEnd::Closed`].

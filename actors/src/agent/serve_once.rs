@@ -128,7 +128,7 @@ impl<A: Agent> AgentHandle<A> {
                 once.finish(&shared, attempts, result);
             })
         };
-        let job = Job {
+        let job = Box::new(Job {
             task,
             id: opts.id.unwrap_or_else(TaskId::next),
             attempt: 1,
@@ -140,7 +140,7 @@ impl<A: Agent> AgentHandle<A> {
             queued: submitted,
             started: started.clone(),
             reply,
-        };
+        });
         match shared.dispatch.place(job) {
             Ok(super::dispatch::Placed::Worker) => {}
             Ok(super::dispatch::Placed::Queued) => {

@@ -103,7 +103,8 @@ impl<A: Agent> Actor for WorkerActor<A> {
             }
             match next {
                 Some(next) => {
-                    job = Some(next);
+                    // Boxed here, by the worker that frees it: see `WorkerMsg::Run`.
+                    job = Some(Box::new(next));
                     now = Some(at);
                 }
                 None => return Ok(()),

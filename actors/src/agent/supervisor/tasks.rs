@@ -161,7 +161,7 @@ impl<A: Agent> SupervisorState<A> {
         let started = Arc::new(AtomicBool::new(false));
         h.running = Some((attempt, cancel.clone(), started.clone()));
         let me = myself.clone();
-        let job = Job {
+        let job = Box::new(Job {
             task: h.req.task.clone(),
             id: h.req.id,
             attempt,
@@ -178,7 +178,7 @@ impl<A: Agent> SupervisorState<A> {
                     let _ = me.send_message(InternalMsg::AttemptDone { key, attempt, end }.into());
                 },
             ),
-        };
+        });
         match self.shared.dispatch.submit(job) {
             Ok(()) => {}
             // The job (and its reply, which reports nothing for a task already answered) is
