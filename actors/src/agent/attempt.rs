@@ -39,8 +39,9 @@ use crate::task::{CancellationToken, Signal, TaskContext};
 struct HeldPermit<'a> {
     breaker: &'a crate::breaker::BreakerHandle,
     permit: Option<Permit>,
-    /// The key's permit from the agent's keyed breaker family, when it has one.
-    keyed: Option<(&'a KeyedBreakerHandle, KeyedPermit)>,
+    /// The key's permit from the agent's keyed breaker family, when it has one (boxed: only
+    /// agents with a family pay for its room in the attempt's future).
+    keyed: Option<Box<(&'a KeyedBreakerHandle, KeyedPermit)>>,
     started: Instant,
 }
 
@@ -49,7 +50,8 @@ impl HeldPermit<'_> {
         if let Some(permit) = self.permit.take() {
             self.breaker.record(permit, outcome, took);
         }
-        if let Some((family, permit)) = self.keyed.take() {
+        if let Some(keyed) = self.keyed.take() {
+            let (family, permit) = *keyed;
             family.record(permit, outcome, took);
         }
     }
@@ -64,7 +66,8 @@ impl Drop for HeldPermit<'_> {
         if let Some(permit) = self.permit.take() {
             self.breaker.record(permit, CallOutcome::Failure, took);
         }
-        if let Some((family, permit)) = self.keyed.take() {
+        if let Some(keyed) = self.keyed.take() {
+            let (family, permit) = *keyed;
             family.record(permit, CallOutcome::Failure, took);
         }
     }
@@ -156,7 +159,7 @@ pub(crate) async fn run<A: Agent>(
         // The agent's breaker admitted it; the key's breaker decides too. Boxed: only agents
         // with a keyed family take this path.
         match Box::pin(acquire_key(shared, key, &mut now, &mut asked)).await {
-            Ok(keyed) => permit.keyed = Some(keyed),
+            Ok(keyed) => permit.keyed = Some(Box::new(keyed)),
             Err(rejected) => {
                 // Not a call: the agent's permit goes back unused.
                 let key: Arc<str> = key.into();

@@ -26,6 +26,12 @@ use crate::task::{CancellationToken, TaskId};
 impl<A: Agent> AgentHandle<A> {
     /// Runs `task` with options and waits for its outcome.
     pub async fn call_with(&self, task: A::Task, opts: CallOptions) -> Outcome<A> {
+        self.call_ref(task, &opts).await
+    }
+
+    /// [`call_with`](Self::call_with) by reference: [`call`](Self::call) passes the default
+    /// options from a `static`, so that its future holds a reference, not the options.
+    pub(super) async fn call_ref(&self, task: A::Task, opts: &CallOptions) -> Outcome<A> {
         let key = self.shared.key_of(opts.breaker_key.as_deref(), &task);
         let mut admitted = self.shared.admit(opts.retried_upstream, key)?;
         let id = opts.id.unwrap_or_else(TaskId::next);
@@ -37,17 +43,19 @@ impl<A: Agent> AgentHandle<A> {
             outcome = tracing::field::Empty,
         );
         // Entering and leaving a disabled span on every poll is not free: skip the wrapper when
-        // no subscriber wants the span (the instrumented future is boxed, so that the plain
-        // one's size is all this future holds).
-        let (attempts, result) = if span.is_disabled() {
-            self.run(task, id, &opts, &mut admitted).await
-        } else {
-            Box::pin(
-                self.run(task, id, &opts, &mut admitted)
-                    .instrument(span.clone()),
-            )
-            .await
-        };
+        // no subscriber wants the span. Neither the span nor the instrumented future (boxed) is
+        // held across the plain path's await: every byte this future holds is moved with it.
+        if span.is_disabled() {
+            drop(span);
+            let (attempts, result) = self.run(task, id, opts, &mut admitted).await;
+            self.shared.finish(&mut admitted, attempts, &result);
+            return result;
+        }
+        let (attempts, result) = Box::pin(
+            self.run(task, id, opts, &mut admitted)
+                .instrument(span.clone()),
+        )
+        .await;
         self.shared.finish(&mut admitted, attempts, &result);
         span.record("attempts", attempts);
         span.record("outcome", outcome_label(&result));

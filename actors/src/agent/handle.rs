@@ -120,7 +120,10 @@ impl<A: Agent> AgentHandle<A> {
 
     /// Runs `task` and waits for its outcome.
     pub async fn call(&self, task: A::Task) -> Outcome<A> {
-        self.call_with(task, CallOptions::default()).await
+        // A `static`, not a constant: a constant's reference would be a temporary (the options
+        // hold types with destructors), held across the await in this future.
+        static NONE: CallOptions = CallOptions::NONE;
+        self.call_ref(task, &NONE).await
     }
 
     /// Submits `task` without waiting; the outcome goes to `reply` (if given): a port, an RPC

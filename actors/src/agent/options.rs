@@ -32,6 +32,16 @@ pub struct CallOptions {
 }
 
 impl CallOptions {
+    /// No options: what [`Default`] gives, as a constant.
+    pub(crate) const NONE: CallOptions = CallOptions {
+        deadline: None,
+        operation: None,
+        cancel: None,
+        id: None,
+        retried_upstream: false,
+        breaker_key: None,
+    };
+
     /// Sets the deadline.
     pub fn with_deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
