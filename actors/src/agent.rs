@@ -23,6 +23,7 @@
 mod attempt;
 mod builder;
 mod call;
+mod counts;
 mod deadline;
 mod dispatch;
 mod error;

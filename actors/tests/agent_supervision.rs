@@ -52,6 +52,15 @@ async fn a_panicking_worker_is_restarted_after_its_backoff_and_the_task_retried(
     assert_eq!(attempts, vec![(1, 0), (2, 210)]);
     let s = status(agent.actor()).await;
     assert_eq!((s.restarts, s.live_workers, s.tasks), (1, 1, 0));
+    // Each worker counts its own attempts: the crashed one's count outlives it.
+    let stats = agent.stats();
+    assert_eq!((stats.attempts, stats.retries), (2, 1));
+    let timeouts = agent.timeout_status().await.unwrap();
+    assert_eq!(
+        (timeouts.samples, timeouts.successes),
+        (1, 1),
+        "the crash is no sample"
+    );
     agent.stop();
 }
 

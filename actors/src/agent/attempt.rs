@@ -24,6 +24,7 @@ use ractor_resilience_core::breaker::{CallOutcome, Permit, Rejected};
 use tokio::time::{Instant, Sleep};
 
 use super::Agent;
+use super::counts::WorkerCounts;
 use super::error::AttemptError;
 use super::job::{AttemptEnd, Job, JobReply};
 use super::shared::Shared;
@@ -116,6 +117,7 @@ pub(crate) async fn run<A: Agent>(
     agent: &mut A,
     timer: &mut Option<Pin<Box<Sleep>>>,
     signal: &mut Arc<Signal>,
+    counts: &WorkerCounts,
     shared: &Arc<Shared<A>>,
     mut job: Box<Job<A>>,
     taken: Option<Instant>,
@@ -206,7 +208,7 @@ pub(crate) async fn run<A: Agent>(
         job.operation.clone(),
         job.breaker_key.take(),
     );
-    shared.count_attempt(job.attempt);
+    shared.count_attempt(counts, job.attempt);
     if let Some(started) = job.started.take() {
         started.store(true, std::sync::atomic::Ordering::Release);
     }
@@ -279,7 +281,7 @@ pub(crate) async fn run<A: Agent>(
     if let Some((latency, outcome)) = sample {
         shared
             .timeout
-            .record(job.operation.as_deref(), latency, outcome);
+            .record(job.operation.as_deref(), latency, outcome, counts);
     }
     // The task's time in our hands: the attempt's latency when it started as it was queued.
     let held = if waited.is_zero() {

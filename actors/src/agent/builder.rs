@@ -2,7 +2,7 @@
 //! code or from a configuration file.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use ractor::{Actor, ActorCell};
 use ractor_resilience_core::backoff::RetryPolicy;
@@ -388,8 +388,7 @@ impl<A: Agent> AgentBuilder<A> {
             max_pending: AtomicUsize::new(self.max_pending),
             inflight: Arc::new(AtomicUsize::new(0)),
             closed: AtomicBool::new(false),
-            attempts: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
+            counts: Default::default(),
             owns,
         });
         let args = SupervisorArgs {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::counts::WorkerCounts;
 use crate::metrics::TimeoutOutcome;
 use crate::timeout::{InlineTimeout, TimeoutHandle, TimeoutStatus};
 
@@ -27,15 +28,20 @@ impl AgentTimeout {
         }
     }
 
+    /// An attempt's sample; a policy kept in place counts it in the worker's own `counts`.
     pub(crate) fn record(
         &self,
         operation: Option<&str>,
         latency: Duration,
         outcome: TimeoutOutcome,
+        counts: &WorkerCounts,
     ) {
         match self {
             AgentTimeout::Actor(handle) => handle.record(operation, latency, outcome),
-            AgentTimeout::Inline(inline) => inline.record(latency, outcome),
+            AgentTimeout::Inline(inline) => {
+                counts.sample(outcome);
+                inline.observe(latency, outcome);
+            }
         }
     }
 
@@ -53,10 +59,11 @@ impl AgentTimeout {
         }
     }
 
-    pub(crate) async fn status(&self) -> Option<TimeoutStatus> {
+    /// The policy's counters; `samples`: what the workers counted for a policy kept in place.
+    pub(crate) async fn status(&self, samples: [u64; 3]) -> Option<TimeoutStatus> {
         match self {
             AgentTimeout::Actor(handle) => handle.status().await,
-            AgentTimeout::Inline(inline) => Some(inline.status()),
+            AgentTimeout::Inline(inline) => Some(inline.status_with(samples)),
         }
     }
 }

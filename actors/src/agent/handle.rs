@@ -79,9 +79,10 @@ impl<A: Agent> AgentHandle<A> {
 
     /// Attempts, retries and tasks in flight so far.
     pub fn stats(&self) -> AgentStats {
+        let totals = self.shared.counts.totals();
         AgentStats {
-            attempts: self.shared.attempts.load(Ordering::Relaxed),
-            retries: self.shared.retries.load(Ordering::Relaxed),
+            attempts: totals.attempts,
+            retries: totals.retries,
             inflight: self.inflight(),
         }
     }
@@ -109,7 +110,10 @@ impl<A: Agent> AgentHandle<A> {
     /// The agent's timeout policy counters ([`TimeoutStatus`]), whether an actor or the agent
     /// itself keeps the policy; `None` if its timeout actor has stopped.
     pub async fn timeout_status(&self) -> Option<TimeoutStatus> {
-        self.shared.timeout.status().await
+        self.shared
+            .timeout
+            .status(self.shared.counts.totals().samples)
+            .await
     }
 
     /// The agent's actor (its supervisor): send it tasks by message ([`AgentMsg`]), link to it,

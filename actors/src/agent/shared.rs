@@ -3,7 +3,7 @@
 //! rules all three apply the same way (admission, retryability, how a task's end is counted).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -11,6 +11,7 @@ use ractor_resilience_core::backoff::RetryPolicy;
 use ractor_resilience_core::breaker::Rejected;
 use tokio::time::Instant;
 
+use super::counts::{Counts, WorkerCounts};
 use super::deadline::AgentTimeout;
 use super::dispatch::Dispatch;
 use super::error::{AttemptError, CallError, OverloadReason};
@@ -47,10 +48,9 @@ pub(crate) struct Shared<A: Agent> {
     pub(crate) metrics: Arc<AgentMetrics>,
     /// Set once the supervisor has stopped: new tasks are refused at once.
     pub(crate) closed: AtomicBool,
-    /// Attempts started (first attempts included).
-    pub(crate) attempts: AtomicU64,
-    /// Attempts started after the first (retries that were sent).
-    pub(crate) retries: AtomicU64,
+    /// Attempts started (first attempts included), retries among them, and the in-place
+    /// timeout policy's samples: counted by each worker in a set of its own.
+    pub(crate) counts: Counts,
     /// Whether the builder spawned (and the handle stops) the breaker and the timeout actor.
     pub(crate) owns: (bool, bool),
 }
@@ -179,12 +179,9 @@ impl<A: Agent> Shared<A> {
 
     /// Counts attempt number `attempt` of a task as it starts (1: its first, a new request at
     /// this layer).
-    pub(crate) fn count_attempt(&self, attempt: u32) {
+    pub(crate) fn count_attempt(&self, counts: &WorkerCounts, attempt: u32) {
         self.metrics.attempt(attempt == 1);
-        self.attempts.fetch_add(1, Ordering::Relaxed);
-        if attempt > 1 {
-            self.retries.fetch_add(1, Ordering::Relaxed);
-        }
+        counts.attempt(attempt > 1);
     }
 
     pub(crate) fn max_attempts(&self, retried_upstream: bool) -> u32 {

@@ -11,6 +11,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::Agent;
 use super::attempt;
+use super::counts::WorkerCounts;
 use super::job::WorkerMsg;
 use super::shared::Shared;
 use crate::task::Signal;
@@ -39,6 +40,15 @@ pub(crate) struct WorkerState<A: Agent> {
     timer: Option<Pin<Box<Sleep>>>,
     /// The attempts' cancellation signal, reused likewise.
     signal: Arc<Signal>,
+    /// What this worker counted (only it writes these).
+    counts: Arc<crossbeam_utils::CachePadded<WorkerCounts>>,
+}
+
+impl<A: Agent> Drop for WorkerState<A> {
+    /// However the worker ends (stopped, retired, crashed), what it counted stays counted.
+    fn drop(&mut self) {
+        self.shared.counts.leave(&self.counts);
+    }
 }
 
 impl<A: Agent> Actor for WorkerActor<A> {
@@ -53,6 +63,7 @@ impl<A: Agent> Actor for WorkerActor<A> {
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(WorkerState {
             agent: make(),
+            counts: shared.counts.join(),
             shared,
             slot,
             timer: None,
@@ -75,6 +86,7 @@ impl<A: Agent> Actor for WorkerActor<A> {
             slot,
             timer,
             signal,
+            counts,
         } = state;
         // A job handed over directly starts as it was submitted (a mailbox hop later); one
         // taken from the queue starts when the previous one ended (the same clock read).
@@ -89,7 +101,9 @@ impl<A: Agent> Actor for WorkerActor<A> {
         };
         for _ in 0..BATCH {
             let finished = match job.take() {
-                Some(job) => Some(attempt::run(agent, timer, signal, shared, job, now).await),
+                Some(job) => {
+                    Some(attempt::run(agent, timer, signal, counts, shared, job, now).await)
+                }
                 None => None,
             };
             let at = finished

@@ -2,8 +2,9 @@
 //! without hooks — kept by the agent itself instead of by a [`TimeoutActor`](super::TimeoutActor).
 //!
 //! Such a policy never changes, so there is no estimate to write and nobody to serialise: the
-//! deadline is read from the policy, and outcomes are counted where they happen (a few relaxed
-//! atomic increments and the same metric series a timeout actor exports). An agent that owns its
+//! deadline is read from the policy, and outcomes are counted where they happen (by the worker
+//! that made the attempt, in counters only it writes, and in the same metric series a timeout
+//! actor exports). An agent that owns its
 //! timeout policy runs it this way unless the policy is adaptive; what it saves is one actor and
 //! its outcome queue per agent, and the queue push of every call.
 
@@ -24,7 +25,6 @@ pub(crate) struct InlineTimeout {
     operations: OperationTable,
     slow_threshold: Option<Duration>,
     metrics: TimeoutMetrics,
-    by_outcome: [AtomicU64; 3],
     slow: AtomicU64,
     late: AtomicU64,
 }
@@ -45,7 +45,6 @@ impl InlineTimeout {
             operations: OperationTable::new(policy),
             slow_threshold: policy.slow_operation_threshold(),
             metrics,
-            by_outcome: Default::default(),
             slow: AtomicU64::new(0),
             late: AtomicU64::new(0),
             name,
@@ -58,10 +57,11 @@ impl InlineTimeout {
             .unwrap_or(self.default)
     }
 
-    /// What [`TimeoutState::observe`](super::TimeoutState) does for a static policy: count the
-    /// outcome and, for a completed call strictly slower than the threshold, a slow operation.
-    pub(crate) fn record(&self, latency: Duration, outcome: TimeoutOutcome) {
-        self.by_outcome[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    /// What [`TimeoutState::observe`](super::TimeoutState) does for a static policy: the
+    /// outcome's metric and, for a completed call strictly slower than the threshold, a slow
+    /// operation. The caller counts the outcome itself (an agent's worker, in a set of its own:
+    /// see `status_with`).
+    pub(crate) fn observe(&self, latency: Duration, outcome: TimeoutOutcome) {
         self.metrics.call(outcome);
         if outcome != TimeoutOutcome::Timeout
             && self
@@ -78,9 +78,9 @@ impl InlineTimeout {
         self.metrics.late();
     }
 
-    pub(crate) fn status(&self) -> TimeoutStatus {
-        let [successes, failures, timeouts] =
-            [0, 1, 2].map(|i| self.by_outcome[i].load(Ordering::Relaxed));
+    /// The counters, with `samples` counted elsewhere (success, failure, timeout).
+    pub(crate) fn status_with(&self, samples: [u64; 3]) -> TimeoutStatus {
+        let [successes, failures, timeouts] = samples;
         TimeoutStatus {
             name: self.name.to_string(),
             kind: self.kind,
@@ -118,12 +118,18 @@ mod tests {
         assert_eq!(inline.timeout_for(Some("embed")), Duration::from_secs(2));
         assert_eq!(inline.timeout_for(Some("other")), Duration::from_secs(30));
         assert_eq!(inline.timeout_for(None), Duration::from_secs(30));
-        inline.record(Duration::from_millis(10), TimeoutOutcome::Success);
-        inline.record(Duration::from_secs(1), TimeoutOutcome::Success); // not strictly slower
-        inline.record(Duration::from_millis(1001), TimeoutOutcome::Failure); // slow
-        inline.record(Duration::from_secs(30), TimeoutOutcome::Timeout); // never slow
+        // The agent's workers count samples by outcome; the policy counts the rest.
+        let mut samples = [0; 3];
+        let mut record = |latency, outcome: TimeoutOutcome| {
+            samples[outcome as usize] += 1;
+            inline.observe(latency, outcome);
+        };
+        record(Duration::from_millis(10), TimeoutOutcome::Success);
+        record(Duration::from_secs(1), TimeoutOutcome::Success); // not strictly slower
+        record(Duration::from_millis(1001), TimeoutOutcome::Failure); // slow
+        record(Duration::from_secs(30), TimeoutOutcome::Timeout); // never slow
         inline.late_reply();
-        let status = inline.status();
+        let status = inline.status_with(samples);
         assert_eq!(status.kind, PolicyKind::PerOperation);
         assert_eq!(status.current, Duration::from_secs(30));
         assert_eq!(
