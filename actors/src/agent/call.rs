@@ -95,7 +95,16 @@ impl<A: Agent> AgentHandle<A> {
         if let Err(refused) = shared.dispatch.submit(job) {
             return (0, Err(refused_error(shared, refused)));
         }
-        let end = match wait(rx, deadline, user).await {
+        // The plain wait in place (no deadline, no token: nothing to race), else the race.
+        let waited = if deadline.is_none() && user.is_none() {
+            match rx.await {
+                Ok(answer) => Waited::Answer(answer),
+                Err(_) => Waited::Lost,
+            }
+        } else {
+            Box::pin(race(rx, deadline, user)).await
+        };
+        let end = match waited {
             Waited::Answer((end, took)) => {
                 // The job was queued as the task was admitted: its time is the task's.
                 admitted.took = Some(took);
@@ -232,25 +241,9 @@ enum Waited<A: Agent> {
 
 /// Waits for the answer, the caller's cancellation, or the task's deadline (the first attempt
 /// may still be queued at it; a running one ends there on its own). Closing the receiver tells
-/// the worker that nobody waits any more; an answer sent before the close is still taken.
-async fn wait<A: Agent>(
-    rx: oneshot::Receiver<(AttemptEnd<A>, std::time::Duration)>,
-    deadline: Option<Instant>,
-    user: Option<&CancellationToken>,
-) -> Waited<A> {
-    if deadline.is_none() && user.is_none() {
-        // Nothing to race (no deadline, no cancellation token): the plain wait, with no
-        // select over two futures that never finish.
-        return match rx.await {
-            Ok(answer) => Waited::Answer(answer),
-            Err(_) => Waited::Lost,
-        };
-    }
-    // Boxed: the race's timer and cancellation wait stay out of the plain call's future.
-    Box::pin(race(rx, deadline, user)).await
-}
-
-/// [`wait`] with a deadline or a cancellation token to race.
+/// the worker that nobody waits any more; an answer sent before the close is still taken. Only
+/// for a task with a deadline or a token: without, the caller awaits the answer alone (boxed
+/// here, so that the race's timer and cancellation wait stay out of the plain call's future).
 async fn race<A: Agent>(
     mut rx: oneshot::Receiver<(AttemptEnd<A>, std::time::Duration)>,
     deadline: Option<Instant>,

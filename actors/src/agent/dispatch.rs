@@ -156,8 +156,10 @@ impl<A: Agent> Dispatch<A> {
             }
             s.take(slot, now, &mut shed)
         };
-        for (job, waited) in shed {
-            job.answer(AttemptEnd::Shed { waited }, now);
+        if !shed.is_empty() {
+            for (job, waited) in shed {
+                job.answer(AttemptEnd::Shed { waited }, now);
+            }
         }
         job
     }
