@@ -248,27 +248,19 @@ impl TaskContext {
         // `Weak` of a signal is ever made, so a count of one means this worker holds the only
         // reference; the fence makes what the last holder did before dropping its own
         // (making the token, say) visible to the check that follows.
-        if parent.is_none() && Arc::strong_count(signal) == 1 {
+        let as_new = parent.is_none() && Arc::strong_count(signal) == 1 && {
             std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
-            if signal.parent.is_none() && signal.token.get().is_none() {
-                return TaskContext {
-                    id,
-                    attempt,
-                    deadline,
-                    retries_here,
-                    operation,
-                    breaker_key,
-                    signal: signal.clone(),
-                };
-            }
-        }
-        let fresh = Signal {
-            parent: parent.cloned(),
-            token: OnceLock::new(),
+            signal.parent.is_none() && signal.token.get().is_none()
         };
-        match Arc::get_mut(signal) {
-            Some(reusable) => *reusable = fresh,
-            None => *signal = Arc::new(fresh),
+        if !as_new {
+            let fresh = Signal {
+                parent: parent.cloned(),
+                token: OnceLock::new(),
+            };
+            match Arc::get_mut(signal) {
+                Some(reusable) => *reusable = fresh,
+                None => *signal = Arc::new(fresh),
+            }
         }
         TaskContext {
             id,
