@@ -177,8 +177,9 @@ pub(crate) async fn run<A: Agent>(
         job.answer(AttemptEnd::Abandoned, now);
         return Finished::answered(now);
     }
-    // The job's fields are used in place (moved out one by one), not copied into locals:
-    // every byte this future holds across its await is moved with it by ractor.
+    // The job stays in its box and its fields are used in place (moved out one by one):
+    // copied into locals, they would sit in this future, which ractor moves with every
+    // message.
     // 3. race (a job handed straight to a worker starts as it was queued: no subtraction)
     let waited = if now == job.queued {
         Duration::ZERO

@@ -156,6 +156,8 @@ impl<A: Agent> Dispatch<A> {
             }
             s.take(slot, now, &mut shed)
         };
+        // Checked first: the loop's iterator would otherwise be made and dropped on every call,
+        // and this runs after every attempt.
         if !shed.is_empty() {
             for (job, waited) in shed {
                 job.answer(AttemptEnd::Shed { waited }, now);
