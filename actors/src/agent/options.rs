@@ -14,7 +14,7 @@ use crate::task::{CancellationToken, TaskEnvelope, TaskId};
 /// let opts = CallOptions::default().with_deadline(Duration::from_secs(5)).with_operation("summarise");
 /// assert_eq!(opts.deadline, Some(Duration::from_secs(5)));
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CallOptions {
     /// The whole task's deadline, from submission (all attempts and backoff included).
     pub deadline: Option<Duration>,
@@ -31,8 +31,14 @@ pub struct CallOptions {
     pub breaker_key: Option<Arc<str>>,
 }
 
+impl Default for CallOptions {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
 impl CallOptions {
-    /// No options: what [`Default`] gives, as a constant.
+    /// No options, as a constant ([`Default`] gives it too).
     pub(crate) const NONE: CallOptions = CallOptions {
         deadline: None,
         operation: None,
