@@ -3,14 +3,21 @@
 //!
 //! Label values come only from configuration names (validated at load to `[a-z0-9_-]{1,64}`) and
 //! fixed enums, never from task data, so the number of series is bounded by the configuration.
+//!
+//! What an agent's workers count on every attempt ([`RETRY_ATTEMPTS`], [`RETRY_AMPLIFICATION`],
+//! [`AGENT_QUEUE_WAIT`], [`TIMEOUT_CALLS`] of a policy the agent keeps in place) and
+//! [`AGENT_INFLIGHT`] are counted in place and published in batches, at most about a second
+//! behind: see [`publish`] (a scrape handler calls it before rendering).
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use ractor_resilience_core::breaker::BreakerState;
 
 mod handles;
 mod keyed;
+pub(crate) mod publish;
 pub(crate) use handles::{AgentMetrics, BreakerMetrics, TimeoutMetrics};
 pub(crate) use keyed::{FamilyMetrics, KeyMetrics};
+pub use publish::{PUBLISH_INTERVAL, publish};
 
 /// `resilience_circuit_breaker_state{breaker, state}`: 1 for the current state, 0 for the others.
 pub const BREAKER_STATE: &str = "resilience_circuit_breaker_state";
@@ -263,6 +270,13 @@ pub enum TimeoutOutcome {
 }
 
 impl TimeoutOutcome {
+    /// Every outcome, in the order of their discriminants.
+    pub const ALL: [TimeoutOutcome; 3] = [
+        TimeoutOutcome::Success,
+        TimeoutOutcome::Failure,
+        TimeoutOutcome::Timeout,
+    ];
+
     /// The label value.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -183,6 +183,8 @@ impl Chain {
 /// `resilience_retry_amplification_ratio{policy="<policy>"}` from an exposition.
 fn amplification(metrics: &PrometheusHandle, policy: &str) -> f64 {
     let prefix = format!("resilience_retry_amplification_ratio{{policy=\"{policy}\"}} ");
+    // Attempts are counted in place by the workers: published before reading.
+    ractor_resilience::metrics::publish();
     metrics
         .render()
         .lines()

@@ -8,7 +8,8 @@
 //! exporter's, built with the library's bucket setup, [`prometheus_builder`]), then measures the
 //! two in turn, in an order that rotates every repetition, exactly as the latency group does. A
 //! thread runs the exporter's upkeep once a second (what its HTTP listener does between scrapes)
-//! and renders the text page every 5 s (a scrape), so histogram samples do not pile up.
+//! and renders the text page every 5 s (a scrape, which publishes what agents counted in place
+//! first, as the agent system's `/metrics` does), so histogram samples do not pile up.
 //!
 //! [`prometheus_builder`]: ractor_resilience::metrics::prometheus_builder
 
@@ -45,6 +46,8 @@ pub(crate) fn run_probe(reps: usize, calls: usize) {
                         handle.run_upkeep();
                         ticks += 1;
                         if ticks % 5 == 0 {
+                            // A scrape, as the agent system's `/metrics` makes it.
+                            ractor_resilience::metrics::publish();
                             std::hint::black_box(handle.render());
                         }
                     }
@@ -69,21 +72,30 @@ pub(crate) fn run_probe(reps: usize, calls: usize) {
             upkeep.join().expect("the upkeep thread panicked");
             // The exporter must have counted the installed agent's calls, and none of the
             // plain one's: otherwise the ratio would compare two uninstrumented stacks.
+            ractor_resilience::metrics::publish();
             let page = handle.render();
-            let counted = page
-                .lines()
-                .find(|l| {
-                    l.starts_with(ractor_resilience::metrics::TASKS)
-                        && l.contains("agent=\"exporter-installed\"")
-                        && l.contains("outcome=\"succeeded\"")
-                })
-                .and_then(|l| l.rsplit(' ').next())
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0);
-            assert!(
-                counted >= ((reps + 1) * calls) as f64,
-                "the exporter counted {counted} tasks of the installed agent"
-            );
+            // Counted where the task ends (its outcome) and in place by the worker (its queue
+            // wait, published in batches): both must have reached the exporter.
+            let value = |prefix: &str| {
+                page.lines()
+                    .find(|l| {
+                        l.starts_with(prefix)
+                            && l.contains("agent=\"exporter-installed\"")
+                            && (prefix != ractor_resilience::metrics::TASKS
+                                || l.contains("outcome=\"succeeded\""))
+                    })
+                    .and_then(|l| l.rsplit(' ').next())
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            let wait_count = format!("{}_count", ractor_resilience::metrics::AGENT_QUEUE_WAIT);
+            for prefix in [ractor_resilience::metrics::TASKS, wait_count.as_str()] {
+                let counted = value(prefix);
+                assert!(
+                    counted >= ((reps + 1) * calls) as f64,
+                    "the exporter counted {counted} of the installed agent's calls in {prefix}"
+                );
+            }
             assert!(
                 !page.contains("exporter-plain"),
                 "the plain agent reached the exporter"

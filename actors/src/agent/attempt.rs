@@ -12,7 +12,8 @@
 //!  4 outcome   for the breaker and timeout policy, with the latency from the start; a deadline
 //!              that cut the attempt short is not the dependency's fault: ignored by the breaker,
 //!              not an estimator sample
-//!  5 record    breaker and timeout policy (lock-free queues); the worker takes its next job
+//!  5 record    breaker and timeout policy (lock-free queues), and the worker's own counts
+//!              (attempts, queue wait, published in batches); the worker takes its next job
 //!              (or parks), then answers Ran(result) to whoever submitted this one
 //! ```
 
@@ -186,7 +187,12 @@ pub(crate) async fn run<A: Agent>(
     } else {
         now.saturating_duration_since(job.queued)
     };
-    shared.metrics.queue_wait(waited);
+    if !counts.wait(waited) {
+        // Its buffer of waits is full: publish it (and the rest), then count.
+        shared.counts.publish_now();
+        let counted = counts.wait(waited);
+        debug_assert!(counted, "an emptied buffer has room");
+    }
     let policy = shared.timeout.timeout_for(job.operation.as_deref());
     let left = job.deadline.map(|d| d.saturating_duration_since(now));
     // The deadline cuts this attempt short when it comes first: then reaching it is the
@@ -209,7 +215,7 @@ pub(crate) async fn run<A: Agent>(
         job.operation.clone(),
         job.breaker_key.take(),
     );
-    shared.count_attempt(counts, job.attempt);
+    counts.attempt(job.attempt > 1);
     if let Some(started) = job.started.take() {
         started.store(true, std::sync::atomic::Ordering::Release);
     }
@@ -284,6 +290,8 @@ pub(crate) async fn run<A: Agent>(
             .timeout
             .record(job.operation.as_deref(), latency, outcome, counts);
     }
+    // Everything this attempt counted in place is published with the agent's next batch.
+    shared.counts.touch();
     // The task's time in our hands: the attempt's latency when it started as it was queued.
     let held = if waited.is_zero() {
         took

@@ -9,6 +9,7 @@ use ractor_resilience_core::backoff::RetryPolicy;
 use ractor_resilience_core::breaker::BreakerSettings;
 use ractor_resilience_core::queue::CodelSettings;
 
+use super::counts::Counts;
 use super::deadline::AgentTimeout;
 use super::dispatch::Dispatch;
 use super::handle::AgentHandle;
@@ -374,8 +375,14 @@ impl<A: Agent> AgentBuilder<A> {
             }
         };
         let (policy_name, retry) = self.retry;
+        let metrics = Arc::new(AgentMetrics::new(&self.name, &policy_name));
+        let inline_timeout = match &timeout {
+            AgentTimeout::Inline(inline) => Some(inline.metrics()),
+            AgentTimeout::Actor(_) => None,
+        };
         let shared = Arc::new(Shared {
-            metrics: Arc::new(AgentMetrics::new(&self.name, &policy_name)),
+            counts: Arc::new(Counts::new(metrics.clone(), inline_timeout)),
+            metrics,
             name: self.name.clone(),
             dispatch: Dispatch::new(self.workers, self.max_pending, self.codel),
             breaker,
@@ -386,9 +393,7 @@ impl<A: Agent> AgentBuilder<A> {
             budget: self.budget,
             on_retry: self.on_retry,
             max_pending: AtomicUsize::new(self.max_pending),
-            inflight: Arc::new(AtomicUsize::new(0)),
             closed: AtomicBool::new(false),
-            counts: Default::default(),
             owns,
         });
         let args = SupervisorArgs {

@@ -74,7 +74,7 @@ impl<A: Agent> AgentHandle<A> {
 
     /// Tasks admitted and not yet answered.
     pub fn inflight(&self) -> usize {
-        self.shared.inflight.load(Ordering::Acquire)
+        self.shared.counts.inflight.load(Ordering::Acquire)
     }
 
     /// Attempts, retries and tasks in flight so far.

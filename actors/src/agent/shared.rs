@@ -11,7 +11,7 @@ use ractor_resilience_core::backoff::RetryPolicy;
 use ractor_resilience_core::breaker::Rejected;
 use tokio::time::Instant;
 
-use super::counts::{Counts, WorkerCounts};
+use super::counts::Counts;
 use super::deadline::AgentTimeout;
 use super::dispatch::Dispatch;
 use super::error::{AttemptError, CallError, OverloadReason};
@@ -42,15 +42,15 @@ pub(crate) struct Shared<A: Agent> {
     pub(crate) on_retry: Option<RetryHook<A::Error>>,
     /// The admission bound (hot reload may change it).
     pub(crate) max_pending: AtomicUsize,
-    pub(crate) inflight: Arc<AtomicUsize>,
-    /// Shared by reference with every admitted task (one reference count per task, not a copy
-    /// of every handle: with a recorder installed each handle is reference-counted itself).
+    /// The agent's metric handles (also `counts.metrics`).
     pub(crate) metrics: Arc<AgentMetrics>,
     /// Set once the supervisor has stopped: new tasks are refused at once.
     pub(crate) closed: AtomicBool,
-    /// Attempts started (first attempts included), retries among them, and the in-place
-    /// timeout policy's samples: counted by each worker in a set of its own.
-    pub(crate) counts: Counts,
+    /// Tasks in flight, and what each worker counts in a set of its own (attempts, retries,
+    /// queue waits, the in-place timeout policy's samples); published in batches. Shared by
+    /// reference with every admitted task (one reference count for a task that travels in a
+    /// message, none for a call's).
+    pub(crate) counts: Arc<Counts>,
     /// Whether the builder spawned (and the handle stops) the breaker and the timeout actor.
     pub(crate) owns: (bool, bool),
 }
@@ -91,15 +91,15 @@ pub(crate) struct Admitted<'a> {
 }
 
 enum Holder<'a> {
-    Borrowed(&'a AtomicUsize, &'a AgentMetrics),
-    Owned(Arc<AtomicUsize>, Arc<AgentMetrics>),
+    Borrowed(&'a Arc<Counts>),
+    Owned(Arc<Counts>),
 }
 
 impl Admitted<'_> {
-    fn parts(&self) -> (&AtomicUsize, &AgentMetrics) {
+    fn counts(&self) -> &Arc<Counts> {
         match &self.holder {
-            Holder::Borrowed(inflight, metrics) => (inflight, metrics),
-            Holder::Owned(inflight, metrics) => (inflight, metrics),
+            Holder::Borrowed(counts) => counts,
+            Holder::Owned(counts) => counts,
         }
     }
 
@@ -107,7 +107,7 @@ impl Admitted<'_> {
     pub(crate) fn into_owned<A: Agent>(self, shared: &Shared<A>) -> Admitted<'static> {
         let this = std::mem::ManuallyDrop::new(self);
         Admitted {
-            holder: Holder::Owned(shared.inflight.clone(), shared.metrics.clone()),
+            holder: Holder::Owned(shared.counts.clone()),
             submitted: this.submitted,
             took: this.took,
             finished: this.finished,
@@ -118,12 +118,15 @@ impl Admitted<'_> {
 impl Drop for Admitted<'_> {
     fn drop(&mut self) {
         let (finished, submitted) = (self.finished, self.submitted);
-        let (inflight, metrics) = self.parts();
+        let counts = self.counts();
         if !finished {
-            metrics.task(TaskOutcome::Cancelled, submitted.elapsed());
+            counts
+                .metrics
+                .task(TaskOutcome::Cancelled, submitted.elapsed());
         }
-        let n = inflight.fetch_sub(1, Ordering::AcqRel) - 1;
-        metrics.inflight(n);
+        counts.inflight.fetch_sub(1, Ordering::AcqRel);
+        // The in-flight gauge is published with the agent's other counts.
+        counts.touch();
     }
 }
 
@@ -152,16 +155,17 @@ impl<A: Agent> Shared<A> {
                 return Err(self.rejected(rejected, Some(key)));
             }
         }
-        let n = self.inflight.fetch_add(1, Ordering::AcqRel);
+        let inflight = &self.counts.inflight;
+        let n = inflight.fetch_add(1, Ordering::AcqRel);
         let max_pending = self.max_pending.load(Ordering::Relaxed);
         if n >= max_pending {
-            self.inflight.fetch_sub(1, Ordering::AcqRel);
+            inflight.fetch_sub(1, Ordering::AcqRel);
             self.metrics.task(TaskOutcome::Overloaded, Duration::ZERO);
             return Err(CallError::Overloaded {
                 reason: OverloadReason::Full { max_pending },
             });
         }
-        self.metrics.inflight(n + 1);
+        self.counts.touch();
         // A task retried upstream is not a new request: the layer that retries it deposited
         // for it already, and it is never retried here. Depositing again would let a budget
         // shared along a call chain grow with the chain's depth (A → B → C sharing a 10% budget
@@ -170,18 +174,11 @@ impl<A: Agent> Shared<A> {
             budget.deposit();
         }
         Ok(Admitted {
-            holder: Holder::Borrowed(&self.inflight, &self.metrics),
+            holder: Holder::Borrowed(&self.counts),
             submitted: Instant::now(),
             took: None,
             finished: false,
         })
-    }
-
-    /// Counts attempt number `attempt` of a task as it starts (1: its first, a new request at
-    /// this layer).
-    pub(crate) fn count_attempt(&self, counts: &WorkerCounts, attempt: u32) {
-        self.metrics.attempt(attempt == 1);
-        counts.attempt(attempt > 1);
     }
 
     pub(crate) fn max_attempts(&self, retried_upstream: bool) -> u32 {

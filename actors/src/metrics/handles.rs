@@ -2,7 +2,6 @@
 //! increment on the hot path (no key lookup per call).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
@@ -72,12 +71,9 @@ pub(crate) struct TimeoutMetrics {
 
 impl TimeoutMetrics {
     pub(crate) fn new(name: &Arc<str>) -> Self {
-        let calls = [
-            TimeoutOutcome::Success,
-            TimeoutOutcome::Failure,
-            TimeoutOutcome::Timeout,
-        ]
-        .map(|o| counter!(TIMEOUT_CALLS, "timeout" => name.to_string(), "outcome" => o.as_str()));
+        let calls = TimeoutOutcome::ALL.map(
+            |o| counter!(TIMEOUT_CALLS, "timeout" => name.to_string(), "outcome" => o.as_str()),
+        );
         TimeoutMetrics {
             calls,
             current: gauge!(TIMEOUT_CURRENT, "timeout" => name.to_string()),
@@ -88,6 +84,13 @@ impl TimeoutMetrics {
 
     pub(crate) fn call(&self, outcome: TimeoutOutcome) {
         self.calls[outcome as usize].increment(1);
+    }
+
+    /// Publishes `n` calls with `outcome` (counted in place).
+    pub(crate) fn calls(&self, outcome: TimeoutOutcome, n: u64) {
+        if n > 0 {
+            self.calls[outcome as usize].increment(n);
+        }
     }
 
     pub(crate) fn current(&self, timeout: std::time::Duration) {
@@ -108,9 +111,8 @@ impl TimeoutMetrics {
 /// sharing a policy do not overwrite each other's ratio.
 #[derive(Debug, Default)]
 struct PolicyTally {
-    first_attempts: AtomicU64,
-    /// Attempts after a task's first (attempts = first attempts + retries).
-    retries: AtomicU64,
+    /// First attempts, and attempts after a task's first (attempts = their sum).
+    counts: Mutex<(u64, u64)>,
 }
 
 impl PolicyTally {
@@ -124,30 +126,14 @@ impl PolicyTally {
         tallies.entry(policy.to_owned()).or_default().clone()
     }
 
-    /// Counts one attempt and sets `gauge` to attempts ÷ first attempts. Lock-free, one atomic
-    /// add (this is on every call's path): with concurrent callers the pair may be read one
-    /// attempt apart, which a gauge tolerates; the next attempt corrects it.
-    ///
-    /// While the policy has never retried, the ratio is exactly 1 whatever the counts: once this
-    /// handle has set 1 (`set`), a first attempt skips the gauge (with a Prometheus recorder, a
-    /// generation bump and a store on every call). From the first retry on, every attempt sets
-    /// it (the ratio moves with every attempt then).
-    fn attempt(&self, first: bool, gauge: &Gauge, set: &AtomicBool) {
-        let (firsts, retries) = if first {
-            let firsts = self.first_attempts.fetch_add(1, Ordering::Relaxed) + 1;
-            let retries = self.retries.load(Ordering::Relaxed);
-            if retries == 0 {
-                if !set.load(Ordering::Relaxed) {
-                    gauge.set(1.0);
-                    set.store(true, Ordering::Relaxed);
-                }
-                return;
-            }
-            (firsts, retries)
-        } else {
-            let retries = self.retries.fetch_add(1, Ordering::Relaxed) + 1;
-            (self.first_attempts.load(Ordering::Relaxed), retries)
-        };
+    /// Adds a batch of attempts and sets `gauge` to attempts ÷ first attempts. Under the
+    /// tally's lock (a batch is published about once a second), so that the last value set is
+    /// the ratio of everything added.
+    fn add(&self, firsts: u64, retries: u64, gauge: &Gauge) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.0 += firsts;
+        counts.1 += retries;
+        let (firsts, retries) = *counts;
         if firsts > 0 {
             gauge.set((firsts + retries) as f64 / firsts as f64);
         }
@@ -164,8 +150,6 @@ pub(crate) struct AgentMetrics {
     retry_calls: [Counter; 5],
     attempts: Counter,
     amplification: Gauge,
-    /// Whether `amplification` was set through this handle.
-    amplification_set: AtomicBool,
     tally: Arc<PolicyTally>,
     restarts: Counter,
     inflight: Gauge,
@@ -192,7 +176,6 @@ impl AgentMetrics {
             retry_calls,
             attempts: counter!(RETRY_ATTEMPTS, "policy" => policy.to_string()),
             amplification: gauge!(RETRY_AMPLIFICATION, "policy" => policy.to_string()),
-            amplification_set: AtomicBool::new(false),
             tally: PolicyTally::of(policy),
             queue_wait: histogram!(AGENT_QUEUE_WAIT, "agent" => agent.to_string()),
             shed: counter!(AGENT_SHED, "agent" => agent.to_string()),
@@ -210,17 +193,24 @@ impl AgentMetrics {
         self.retry_calls[outcome as usize].increment(1);
     }
 
-    /// Counts an attempt (`first`: the task's first one, i.e. a new request) and updates the
-    /// policy's amplification ratio.
-    pub(crate) fn attempt(&self, first: bool) {
-        self.attempts.increment(1);
-        self.tally
-            .attempt(first, &self.amplification, &self.amplification_set);
+    /// Publishes a batch of attempts: `firsts` first attempts of tasks (new requests) and
+    /// `retries` later ones; updates the policy's amplification ratio.
+    pub(crate) fn attempts(&self, firsts: u64, retries: u64) {
+        self.attempts.increment(firsts + retries);
+        self.tally.add(firsts, retries, &self.amplification);
     }
 
     /// A task's attempt reached a worker after waiting `waited` for one.
     pub(crate) fn queue_wait(&self, waited: std::time::Duration) {
         self.queue_wait.record(waited.as_secs_f64());
+    }
+
+    /// `n` attempts reached a worker without waiting (handed to an idle one).
+    pub(crate) fn zero_queue_waits(&self, n: u64) {
+        if n > 0 {
+            self.queue_wait
+                .record_many(0.0, usize::try_from(n).unwrap_or(usize::MAX));
+        }
     }
 
     /// The queue shed a task that had waited too long.
@@ -241,16 +231,20 @@ impl AgentMetrics {
 mod tests {
     use super::*;
 
-    /// The amplification gauge of one policy, rendered by a recorder of the test's own.
-    fn gauge_after(attempts: &[bool]) -> f64 {
+    /// The amplification gauge of one policy after batches of (first attempts, retries),
+    /// rendered by a recorder of the test's own.
+    fn gauge_after(batches: &[(u64, u64)]) -> f64 {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         // A policy name of this test's own: tallies are process-wide.
-        let policy = format!("tally-{}", attempts.len());
+        let policy = format!("tally-{batches:?}");
         metrics::with_local_recorder(&recorder, || {
-            let m = AgentMetrics::new(&Arc::from("a"), &Arc::from(policy.as_str()));
-            for &first in attempts {
-                m.attempt(first);
+            // Two agents under the policy: their batches add up.
+            let a = AgentMetrics::new(&Arc::from("a"), &Arc::from(policy.as_str()));
+            let b = AgentMetrics::new(&Arc::from("b"), &Arc::from(policy.as_str()));
+            for (i, &(firsts, retries)) in batches.iter().enumerate() {
+                let m = if i % 2 == 0 { &a } else { &b };
+                m.attempts(firsts, retries);
             }
         });
         let prefix = format!("{RETRY_AMPLIFICATION}{{policy=\"{policy}\"}} ");
@@ -262,15 +256,12 @@ mod tests {
     }
 
     #[test]
-    fn the_amplification_gauge_is_exact_whether_or_not_first_attempts_skip_it() {
-        // Never retried: exactly 1 (set once, then skipped).
-        assert_eq!(gauge_after(&[true; 5]), 1.0);
+    fn the_amplification_gauge_is_the_ratio_of_every_batch_of_every_agent() {
+        // Never retried: exactly 1.
+        assert_eq!(gauge_after(&[(5, 0)]), 1.0);
         // 4 first attempts and 2 retries: 6 / 4.
-        assert_eq!(gauge_after(&[true, false, true, true, false, true]), 1.5);
+        assert_eq!(gauge_after(&[(1, 1), (2, 0), (1, 1)]), 1.5);
         // After a retry, later first attempts move it down: 6 first attempts, 1 retry.
-        assert_eq!(
-            gauge_after(&[true, false, true, true, true, true, true]),
-            7.0 / 6.0
-        );
+        assert_eq!(gauge_after(&[(1, 1), (3, 0), (2, 0)]), 7.0 / 6.0);
     }
 }

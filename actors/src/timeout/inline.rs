@@ -3,8 +3,8 @@
 //!
 //! Such a policy never changes, so there is no estimate to write and nobody to serialise: the
 //! deadline is read from the policy, and outcomes are counted where they happen (by the worker
-//! that made the attempt, in counters only it writes, and in the same metric series a timeout
-//! actor exports). An agent that owns its
+//! that made the attempt, in counters only it writes, published to the same metric series a
+//! timeout actor exports). An agent that owns its
 //! timeout policy runs it this way unless the policy is adaptive; what it saves is one actor and
 //! its outcome queue per agent, and the queue push of every call.
 
@@ -57,12 +57,17 @@ impl InlineTimeout {
             .unwrap_or(self.default)
     }
 
-    /// What [`TimeoutState::observe`](super::TimeoutState) does for a static policy: the
-    /// outcome's metric and, for a completed call strictly slower than the threshold, a slow
-    /// operation. The caller counts the outcome itself (an agent's worker, in a set of its own:
-    /// see `status_with`).
+    /// The policy's metric handles: the agent publishes the outcomes its workers count to
+    /// their call counters.
+    pub(crate) fn metrics(&self) -> TimeoutMetrics {
+        self.metrics.clone()
+    }
+
+    /// What [`TimeoutState::observe`](super::TimeoutState) does for a static policy besides
+    /// counting the outcome: for a completed call strictly slower than the threshold, a slow
+    /// operation. The caller counts the outcome itself (an agent's worker, in a set of its own
+    /// that the agent publishes: see `status_with`).
     pub(crate) fn observe(&self, latency: Duration, outcome: TimeoutOutcome) {
-        self.metrics.call(outcome);
         if outcome != TimeoutOutcome::Timeout
             && self
                 .slow_threshold

@@ -165,7 +165,14 @@ impl Renderer {
         }
         let started = std::time::Instant::now();
         let handle = self.handle.clone();
-        let text = match tokio::task::spawn_blocking(move || handle.render()).await {
+        // What agents counted in place is handed to the recorder first (it is otherwise up to
+        // a second behind): the page is never staler than the scrape.
+        let text = match tokio::task::spawn_blocking(move || {
+            ractor_resilience::metrics::publish();
+            handle.render()
+        })
+        .await
+        {
             Ok(text) => Bytes::from(text),
             // Only if rendering panicked: answer with nothing rather than fail the server.
             Err(_) => Bytes::new(),
