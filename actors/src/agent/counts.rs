@@ -147,8 +147,9 @@ impl std::ops::AddAssign for Totals {
 #[derive(Debug)]
 pub(crate) struct Counts {
     inner: Mutex<Inner>,
-    /// Tasks admitted and not yet answered.
-    pub(crate) inflight: AtomicUsize,
+    /// Tasks admitted and not yet answered. On a cache line of its own: callers write it twice
+    /// per task, and workers read `dirty` on every attempt.
+    pub(crate) inflight: CachePadded<AtomicUsize>,
     pub(crate) metrics: Arc<AgentMetrics>,
     /// The call counters of a timeout policy the agent keeps in place (its workers count the
     /// policy's outcomes).
@@ -169,7 +170,7 @@ impl Counts {
     pub(crate) fn new(metrics: Arc<AgentMetrics>, timeout: Option<TimeoutMetrics>) -> Self {
         Counts {
             inner: Mutex::default(),
-            inflight: AtomicUsize::new(0),
+            inflight: CachePadded::new(AtomicUsize::new(0)),
             metrics,
             timeout,
             dirty: Dirty::default(),
