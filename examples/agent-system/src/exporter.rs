@@ -581,3 +581,58 @@ struct Slot {
     /// Dropped to close it.
     _evict: tokio::sync::oneshot::Sender<()>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ractor_resilience::agent::{Agent, AgentBuilder};
+    use ractor_resilience::task::TaskContext;
+
+    struct Echo;
+    impl Agent for Echo {
+        type Task = ();
+        type Output = ();
+        type Error = std::io::Error;
+        async fn handle(&mut self, _task: (), _ctx: TaskContext) -> Result<(), std::io::Error> {
+            Ok(())
+        }
+    }
+
+    /// The sum of every series whose line starts with `prefix`.
+    fn family_total(page: &str, prefix: &str) -> f64 {
+        page.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    }
+
+    /// A scrape publishes what workers counted in place before it renders: the page shows
+    /// every attempt made before it, not what the once-a-second publication last saw.
+    #[tokio::test]
+    async fn a_scrape_shows_every_attempt_made_before_it() {
+        let recorder = ractor_resilience::metrics::prometheus_builder().build_recorder();
+        let handle = recorder.handle();
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let agent = AgentBuilder::new("scraped", || Echo).spawn().await.unwrap();
+        let renderer = Renderer {
+            handle,
+            latest: tokio::sync::Mutex::new(None),
+        };
+        for n in 1..=3 {
+            agent.call(()).await.unwrap();
+            let page = renderer.render().await;
+            let page = std::str::from_utf8(&page).unwrap();
+            assert_eq!(
+                family_total(page, "resilience_retry_attempts_total{"),
+                f64::from(n),
+                "{page}"
+            );
+            assert_eq!(
+                family_total(page, "resilience_agent_queue_wait_seconds_count{"),
+                f64::from(n),
+                "{page}"
+            );
+        }
+        agent.stop();
+    }
+}

@@ -106,6 +106,25 @@ fn the_final_metrics_can_be_scraped_after_the_summary() {
         );
     }
     assert_eq!(count(&report, "submitted"), outcomes.iter().sum::<u64>());
+    // What the workers count in place reaches the page too (published as they stop, and by
+    // every scrape): the attempts and queue waits equal the report's attempts, and nothing is
+    // in flight any more.
+    let attempts = count(&report, "attempts");
+    assert!(attempts > 0, "{report:#}");
+    assert_eq!(
+        family_total(&exposition, "resilience_retry_attempts_total{"),
+        attempts,
+        "resilience_retry_attempts_total differs from the report"
+    );
+    assert_eq!(
+        family_total(&exposition, "resilience_agent_queue_wait_seconds_count{"),
+        attempts,
+        "resilience_agent_queue_wait_seconds_count differs from the report's attempts"
+    );
+    assert_eq!(
+        family_total(&exposition, "resilience_agent_inflight_tasks{"),
+        0
+    );
 
     // It says so, and it exits when the linger ends.
     let done = running.wait_since(lingering, Duration::from_secs(10));
@@ -128,6 +147,15 @@ fn the_final_metrics_can_be_scraped_after_the_summary() {
         "exited only {:?} after the summary (linger 3 s)",
         done.elapsed
     );
+}
+
+/// The sum of every series whose line starts with `prefix` (a family and its `{`).
+fn family_total(exposition: &str, prefix: &str) -> u64 {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum::<f64>() as u64
 }
 
 /// The metrics address from the banner.
