@@ -216,6 +216,9 @@ pub(crate) async fn run<A: Agent>(
         job.breaker_key.take(),
     );
     counts.attempt(job.attempt > 1);
+    // Listed now, not only when the attempt ends (it may take minutes): a scrape meanwhile
+    // sees that it started.
+    shared.counts.touch();
     if let Some(started) = job.started.take() {
         started.store(true, std::sync::atomic::Ordering::Release);
     }
@@ -290,7 +293,7 @@ pub(crate) async fn run<A: Agent>(
             .timeout
             .record(job.operation.as_deref(), latency, outcome, counts);
     }
-    // Everything this attempt counted in place is published with the agent's next batch.
+    // Its timeout sample too is published with the agent's next batch.
     shared.counts.touch();
     // The task's time in our hands: the attempt's latency when it started as it was queued.
     let held = if waited.is_zero() {

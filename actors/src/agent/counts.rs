@@ -28,7 +28,10 @@ const WAITS: usize = 64;
 /// attempt, they must share no line with what another thread writes.
 #[derive(Debug)]
 pub(crate) struct WorkerCounts {
-    attempts: AtomicU64,
+    /// Tasks' first attempts, and the attempts after a first: two counters that never need to
+    /// agree with each other, so a reader between the worker's writes reads no impossible pair
+    /// (a sum and a part of it read apart could).
+    firsts: AtomicU64,
     retries: AtomicU64,
     /// Attempts by timeout outcome (success, failure, timeout), for a policy the agent keeps in
     /// place (an actor-kept one counts its own).
@@ -47,7 +50,7 @@ pub(crate) struct WorkerCounts {
 impl Default for WorkerCounts {
     fn default() -> Self {
         WorkerCounts {
-            attempts: AtomicU64::new(0),
+            firsts: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             samples: Default::default(),
             zero_waits: AtomicU64::new(0),
@@ -66,10 +69,7 @@ impl WorkerCounts {
 
     /// An attempt starts (`retry`: not the task's first).
     pub(crate) fn attempt(&self, retry: bool) {
-        Self::bump(&self.attempts);
-        if retry {
-            Self::bump(&self.retries);
-        }
+        Self::bump(if retry { &self.retries } else { &self.firsts });
     }
 
     /// An attempt ended with a sample for the timeout policy.
@@ -116,7 +116,7 @@ impl WorkerCounts {
 
     fn read(&self) -> Totals {
         Totals {
-            attempts: self.attempts.load(Ordering::Relaxed),
+            firsts: self.firsts.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
             samples: [0, 1, 2].map(|i| self.samples[i].load(Ordering::Relaxed)),
         }
@@ -126,15 +126,24 @@ impl WorkerCounts {
 /// What an agent's workers counted, together.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Totals {
-    pub(crate) attempts: u64,
+    /// First attempts of tasks.
+    pub(crate) firsts: u64,
+    /// Attempts after a task's first.
     pub(crate) retries: u64,
     /// By timeout outcome: success, failure, timeout.
     pub(crate) samples: [u64; 3],
 }
 
+impl Totals {
+    /// Every attempt, first ones included.
+    pub(crate) fn attempts(&self) -> u64 {
+        self.firsts + self.retries
+    }
+}
+
 impl std::ops::AddAssign for Totals {
     fn add_assign(&mut self, other: Totals) {
-        self.attempts += other.attempts;
+        self.firsts += other.firsts;
         self.retries += other.retries;
         for (mine, theirs) in self.samples.iter_mut().zip(other.samples) {
             *mine += theirs;
@@ -234,10 +243,10 @@ impl Counts {
             totals += counts.read();
         }
         let before = std::mem::replace(&mut inner.published, totals);
-        let attempts = totals.attempts - before.attempts;
+        let firsts = totals.firsts - before.firsts;
         let retries = totals.retries - before.retries;
-        if attempts > 0 {
-            self.metrics.attempts(attempts - retries, retries);
+        if firsts + retries > 0 {
+            self.metrics.attempts(firsts, retries);
         }
         if let Some(timeout) = &self.timeout {
             for outcome in TimeoutOutcome::ALL {
@@ -291,7 +300,7 @@ mod tests {
         assert_eq!(
             before,
             Totals {
-                attempts: 3,
+                firsts: 2,
                 retries: 1,
                 samples: [1, 0, 1]
             }
@@ -326,7 +335,7 @@ mod tests {
             t.join().unwrap();
         }
         let totals = counts.totals();
-        assert_eq!((totals.attempts, totals.retries), (40_000, 4_000));
+        assert_eq!((totals.attempts(), totals.retries), (40_000, 4_000));
     }
 
     /// The value of the series `name{labels}` on a rendered page.

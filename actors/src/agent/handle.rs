@@ -81,7 +81,7 @@ impl<A: Agent> AgentHandle<A> {
     pub fn stats(&self) -> AgentStats {
         let totals = self.shared.counts.totals();
         AgentStats {
-            attempts: totals.attempts,
+            attempts: totals.attempts(),
             retries: totals.retries,
             inflight: self.inflight(),
         }

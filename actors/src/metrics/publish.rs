@@ -84,7 +84,10 @@ fn enqueue(owner: Arc<dyn Publish>) {
             .spawn(|| {
                 loop {
                     std::thread::sleep(PUBLISH_INTERVAL);
-                    publish();
+                    // A recorder that panics must not end the publishing for good.
+                    if std::panic::catch_unwind(publish).is_err() {
+                        tracing::error!("publishing metrics panicked; retrying next round");
+                    }
                 }
             });
         if let Err(e) = spawned {
@@ -114,6 +117,9 @@ fn enqueue(owner: Arc<dyn Publish>) {
 /// nothing is lost or published twice. A task's outcome and duration, sheds, restarts and the
 /// breaker series are recorded as they happen.
 ///
+/// It blocks while it publishes (and while a round of the background thread it waits for
+/// does): call it from a blocking context (`spawn_blocking`) in an async server.
+///
 /// ```
 /// use ractor_resilience::metrics;
 ///
@@ -130,12 +136,14 @@ pub fn publish() {
     if taken.is_empty() {
         return;
     }
+    // Every flag cleared first: what is counted from here on lists its owner again (even if
+    // publishing one of them below panics). A count made just before that, which this round
+    // does not see yet, is seen by the next one, where each owner stays listed for.
+    for (owner, _) in &taken {
+        owner.dirty().clear();
+    }
     let mut again = Vec::new();
     for (owner, left) in taken {
-        // Cleared first: what is counted from here on marks the owner again. A count made just
-        // before that this round does not see yet is seen by the next one, where the owner
-        // stays listed for.
-        owner.dirty().clear();
         owner.publish();
         if left > 0 {
             again.push((owner, left - 1));
@@ -213,6 +221,40 @@ mod tests {
         }
         publish();
         assert_eq!(p.published.load(Ordering::Relaxed), 40_000);
+    }
+
+    /// Publishes once with a panic, then never again.
+    #[derive(Default)]
+    struct Panicky {
+        dirty: Dirty,
+        panicked: AtomicBool,
+    }
+
+    impl Publish for Panicky {
+        fn dirty(&self) -> &Dirty {
+            &self.dirty
+        }
+        fn publish(&self) {
+            if !self.panicked.swap(true, Ordering::Relaxed) {
+                panic!("a recorder that panics");
+            }
+        }
+    }
+
+    #[test]
+    fn a_panic_while_publishing_one_owner_leaves_the_others_listable() {
+        let _serial = lock(&SERIAL);
+        let bad = Arc::new(Panicky::default());
+        let good = Arc::new(Probe::default());
+        bad.dirty.mark(|| bad.clone());
+        count(&good);
+        // This round (or the background thread's) panics on `bad`, maybe before `good`.
+        let _ = std::panic::catch_unwind(publish);
+        // `good` counts again: it is listed again, whatever the panic skipped.
+        count(&good);
+        publish();
+        publish();
+        assert_eq!(good.published.load(Ordering::Relaxed), 2);
     }
 
     /// The tests of this module share the process-wide list.
