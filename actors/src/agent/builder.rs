@@ -381,8 +381,7 @@ impl<A: Agent> AgentBuilder<A> {
             AgentTimeout::Actor(_) => None,
         };
         let shared = Arc::new(Shared {
-            counts: Arc::new(Counts::new(metrics.clone(), inline_timeout)),
-            metrics,
+            counts: Arc::new(Counts::new(metrics, inline_timeout)),
             name: self.name.clone(),
             dispatch: Dispatch::new(self.workers, self.max_pending, self.codel),
             breaker,

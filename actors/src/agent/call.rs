@@ -204,7 +204,7 @@ pub(super) fn final_without_retry<A: Agent>(
             attempts,
         },
         AttemptEnd::Shed { waited } => {
-            shared.metrics.shed();
+            shared.counts.metrics.shed();
             CallError::Overloaded {
                 reason: OverloadReason::Shed { waited },
             }

@@ -182,6 +182,7 @@ impl<A: Agent> AgentHandle<A> {
                 }
             }
             self.shared
+                .counts
                 .metrics
                 .task(TaskOutcome::Rejected, Duration::ZERO);
             return Err(CallError::Unavailable);

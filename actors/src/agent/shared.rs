@@ -19,7 +19,7 @@ use super::{Agent, Outcome};
 use crate::breaker::{BreakerHandle, KeyedBreakerHandle};
 use crate::budget::SharedBudget;
 use crate::clock;
-use crate::metrics::{AgentMetrics, RetryOutcome, TaskOutcome};
+use crate::metrics::{RetryOutcome, TaskOutcome};
 
 /// `on_retry(attempt, error, delay)`: called before each retry is scheduled (the seed's
 /// `OnRetry`). `attempt` is the number of the attempt that failed.
@@ -42,12 +42,11 @@ pub(crate) struct Shared<A: Agent> {
     pub(crate) on_retry: Option<RetryHook<A::Error>>,
     /// The admission bound (hot reload may change it).
     pub(crate) max_pending: AtomicUsize,
-    /// The agent's metric handles (also `counts.metrics`).
-    pub(crate) metrics: Arc<AgentMetrics>,
     /// Set once the supervisor has stopped: new tasks are refused at once.
     pub(crate) closed: AtomicBool,
-    /// Tasks in flight, and what each worker counts in a set of its own (attempts, retries,
-    /// queue waits, the in-place timeout policy's samples); published in batches. Shared by
+    /// Tasks in flight, what each worker counts in a set of its own (attempts, retries, queue
+    /// waits, the in-place timeout policy's samples), published in batches, and the agent's
+    /// metric handles. Shared by
     /// reference with every admitted task (one reference count for a task that travels in a
     /// message, none for a call's).
     pub(crate) counts: Arc<Counts>,
@@ -142,16 +141,22 @@ impl<A: Agent> Shared<A> {
         key: Option<&str>,
     ) -> Result<Admitted<'_>, CallError<A::Error>> {
         if self.closed.load(Ordering::Acquire) {
-            self.metrics.task(TaskOutcome::Rejected, Duration::ZERO);
+            self.counts
+                .metrics
+                .task(TaskOutcome::Rejected, Duration::ZERO);
             return Err(CallError::Unavailable);
         }
         if let Err(rejected) = self.breaker.precheck() {
-            self.metrics.task(TaskOutcome::Rejected, Duration::ZERO);
+            self.counts
+                .metrics
+                .task(TaskOutcome::Rejected, Duration::ZERO);
             return Err(self.rejected(rejected, None));
         }
         if let (Some(family), Some(key)) = (&self.keyed, key) {
             if let Err(rejected) = family.precheck(key) {
-                self.metrics.task(TaskOutcome::Rejected, Duration::ZERO);
+                self.counts
+                    .metrics
+                    .task(TaskOutcome::Rejected, Duration::ZERO);
                 return Err(self.rejected(rejected, Some(key)));
             }
         }
@@ -160,7 +165,9 @@ impl<A: Agent> Shared<A> {
         let max_pending = self.max_pending.load(Ordering::Relaxed);
         if n >= max_pending {
             inflight.fetch_sub(1, Ordering::AcqRel);
-            self.metrics.task(TaskOutcome::Overloaded, Duration::ZERO);
+            self.counts
+                .metrics
+                .task(TaskOutcome::Overloaded, Duration::ZERO);
             return Err(CallError::Overloaded {
                 reason: OverloadReason::Full { max_pending },
             });
@@ -234,16 +241,16 @@ impl<A: Agent> Shared<A> {
         let took = admitted
             .took
             .unwrap_or_else(|| admitted.submitted.elapsed());
-        self.metrics.task(outcome, took);
+        self.counts.metrics.task(outcome, took);
         let retried = attempts > 1;
         match (result, retried) {
-            (Ok(_), false) => self.metrics.retry(RetryOutcome::SuccessWithoutRetry),
-            (Ok(_), true) => self.metrics.retry(RetryOutcome::SuccessWithRetry),
+            (Ok(_), false) => self.counts.metrics.retry(RetryOutcome::SuccessWithoutRetry),
+            (Ok(_), true) => self.counts.metrics.retry(RetryOutcome::SuccessWithRetry),
             (Err(CallError::Failed { .. } | CallError::TimedOut { .. }), false) => {
-                self.metrics.retry(RetryOutcome::FailedWithoutRetry)
+                self.counts.metrics.retry(RetryOutcome::FailedWithoutRetry)
             }
             (Err(CallError::Failed { .. } | CallError::TimedOut { .. }), true) => {
-                self.metrics.retry(RetryOutcome::FailedWithRetry)
+                self.counts.metrics.retry(RetryOutcome::FailedWithRetry)
             }
             _ => {}
         }

@@ -193,7 +193,7 @@ impl<A: Agent> SupervisorState<A> {
         }
         self.spawn_worker(myself, slot).await?;
         self.status.restarts += 1;
-        self.shared.metrics.restart();
+        self.shared.counts.metrics.restart();
         tracing::info!(agent = %self.shared.name, slot, "worker restarted");
         Ok(())
     }

@@ -212,7 +212,7 @@ impl<A: Agent> SupervisorState<A> {
             AttemptEnd::Rejected(rejected, by) => self.after_rejection(key, rejected, by),
             AttemptEnd::DeadlineReached { .. } => self.deadline_reached(key),
             AttemptEnd::Shed { waited } => {
-                self.shared.metrics.shed();
+                self.shared.counts.metrics.shed();
                 let reason = OverloadReason::Shed { waited };
                 self.finish(key, Err(CallError::Overloaded { reason }));
             }
@@ -323,7 +323,10 @@ impl<A: Agent> SupervisorState<A> {
         };
         if let Some(budget) = &self.shared.budget {
             if !budget.try_withdraw() {
-                self.shared.metrics.retry(RetryOutcome::BudgetExhausted);
+                self.shared
+                    .counts
+                    .metrics
+                    .retry(RetryOutcome::BudgetExhausted);
                 return self.finish(key, Err(Shared::<A>::final_error(error, attempts)));
             }
         }
