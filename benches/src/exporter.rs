@@ -76,21 +76,23 @@ pub(crate) fn run_probe(reps: usize, calls: usize) {
             let page = handle.render();
             // Counted where the task ends (its outcome) and in place by the worker (its queue
             // wait, published in batches): both must have reached the exporter.
-            let value = |prefix: &str| {
+            let value = |prefix: &str, labels: &[&str]| {
                 page.lines()
-                    .find(|l| {
-                        l.starts_with(prefix)
-                            && l.contains("agent=\"exporter-installed\"")
-                            && (prefix != ractor_resilience::metrics::TASKS
-                                || l.contains("outcome=\"succeeded\""))
-                    })
+                    .find(|l| l.starts_with(prefix) && labels.iter().all(|x| l.contains(x)))
                     .and_then(|l| l.rsplit(' ').next())
                     .and_then(|v| v.parse::<f64>().ok())
                     .unwrap_or(0.0)
             };
+            let agent = "agent=\"exporter-installed\"";
             let wait_count = format!("{}_count", ractor_resilience::metrics::AGENT_QUEUE_WAIT);
-            for prefix in [ractor_resilience::metrics::TASKS, wait_count.as_str()] {
-                let counted = value(prefix);
+            for (prefix, labels) in [
+                (
+                    ractor_resilience::metrics::TASKS,
+                    &[agent, "outcome=\"succeeded\""][..],
+                ),
+                (wait_count.as_str(), &[agent][..]),
+            ] {
+                let counted = value(prefix, labels);
                 assert!(
                     counted >= ((reps + 1) * calls) as f64,
                     "the exporter counted {counted} of the installed agent's calls in {prefix}"

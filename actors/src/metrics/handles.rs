@@ -83,10 +83,10 @@ impl TimeoutMetrics {
     }
 
     pub(crate) fn call(&self, outcome: TimeoutOutcome) {
-        self.calls[outcome as usize].increment(1);
+        self.calls(outcome, 1);
     }
 
-    /// Publishes `n` calls with `outcome` (counted in place).
+    /// Counts `n` calls with `outcome` (a batch counted in place, or one).
     pub(crate) fn calls(&self, outcome: TimeoutOutcome, n: u64) {
         if n > 0 {
             self.calls[outcome as usize].increment(n);

@@ -1,23 +1,6 @@
-//! Metrics counted in place and handed to the recorder in batches.
-//!
-//! An agent's workers count what every attempt does — that it started, how long it waited in
-//! the queue, how its fixed timeout policy saw it — in sets only they write, and the agent's
-//! admission counts its tasks in flight. With the Prometheus exporter installed, handing each of
-//! these to the recorder as it happens costs about 20 atomic read-modify-writes on shared cache
-//! lines per call (each handle update is two, a histogram sample four and a clock read); counted
-//! in place they cost a few plain stores, and what they add up to is *published* — turned into
-//! the same counter increments, gauge values and histogram samples — in one go:
-//!
-//! - every second, by a background thread (`resilience-metrics`), for every agent that counted
-//!   something since it last looked;
-//! - when a worker's buffer of queue-wait samples is full (so the buffer is bounded);
-//! - by [`publish`], which a scrape handler calls before it renders (the agent system's
-//!   `/metrics` does), and a test before it reads a recorder.
-//!
-//! What the recorder shows is therefore at most about a second behind, unless the reader
-//! publishes first; nothing is lost or counted twice. What is rare, or counted where a task
-//! ends (its outcome and duration, retries refused, sheds, restarts), goes to the recorder at
-//! once, as before.
+//! Metrics counted in place and handed to the recorder in batches: what is counted this way,
+//! when it is published and why are in [`publish`]'s documentation. Owners ([`Publish`]) list
+//! themselves with a [`Dirty`] flag when they count something; a round publishes the list.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
